@@ -1,0 +1,243 @@
+//! The control plane: ECR's awsJson1_1 protocol on `POST /`.
+//!
+//! `X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Operation>` names the
+//! operation; the body is JSON of its input shape. This adapter verifies the
+//! SigV4 signature, decodes and checks the input against the model's
+//! constraints, calls the operation, and renders the output or the error.
+//! It holds no ECR rule: those live in `ecr/`.
+
+pub mod error;
+pub mod model;
+pub mod ops;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::auth::sigv4::{self, RequestParts, SecretLookup};
+use crate::config::AuthMode;
+use crate::ecr::error::EcrError;
+use crate::ecr::names::{AccountId, Region, Scope};
+use crate::server::AppState;
+use error::{ApiError, JSON_CONTENT_TYPE};
+use model::{Operation, Validate};
+
+/// The `X-Amz-Target` prefix of every ECR operation.
+pub const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
+
+/// Who is calling, as the signature proved it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The caller's own registry: its account and the signature's region.
+    pub scope: Scope,
+    pub access_key_id: String,
+}
+
+/// What an operation handler gets besides its input.
+#[derive(Clone)]
+pub struct Ctx {
+    pub app: Arc<AppState>,
+    pub caller: Caller,
+    pub request_id: String,
+}
+
+impl Ctx {
+    /// The registry an operation acts on: `registryId` when given (the
+    /// model's pattern has already checked it), else the caller's own.
+    pub fn registry(&self, registry_id: Option<&String>) -> Scope {
+        match registry_id.and_then(|id| AccountId::parse(id).ok()) {
+            Some(account) => Scope::new(account, self.caller.scope.region.clone()),
+            None => self.caller.scope.clone(),
+        }
+    }
+}
+
+/// Axum handler for `POST /`.
+pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let operation = target
+        .strip_prefix(TARGET_PREFIX)
+        .and_then(Operation::from_name);
+    let span = tracing::info_span!(
+        "api",
+        operation = operation.map(|o| o.name()).unwrap_or("unknown"),
+        request_id = %request_id,
+        account = tracing::field::Empty,
+        region = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let result = process(app, request, &target, operation, &request_id)
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    match result {
+        Ok(body) => {
+            tracing::info!(
+                status = 200,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "done"
+            );
+            let mut response = (StatusCode::OK, body).into_response();
+            let headers = response.headers_mut();
+            headers.insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
+            if let Ok(id) = HeaderValue::from_str(&request_id) {
+                headers.insert("x-amzn-requestid", id);
+            }
+            response
+        }
+        Err(e) => {
+            tracing::info!(
+                status = e.status.as_u16(),
+                error = e.code,
+                message = %e.message,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "failed"
+            );
+            e.into_response_with_id(&request_id)
+        }
+    }
+}
+
+async fn process(
+    app: Arc<AppState>,
+    request: Request,
+    target: &str,
+    operation: Option<Operation>,
+    request_id: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, app.config.max_api_body).await?;
+    let caller = authenticate(&app, &parts, &body)?;
+    tracing::Span::current().record("account", caller.scope.account.as_str());
+    tracing::Span::current().record("region", caller.scope.region.as_str());
+    let operation = operation.ok_or_else(|| ApiError::unknown_operation(target))?;
+    let ctx = Ctx {
+        app,
+        caller,
+        request_id: request_id.to_string(),
+    };
+    ops::dispatch(operation, ctx, &body).await
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::body_too_large(limit))
+}
+
+/// Proves who signed the request (strict mode) or reads who claims to have
+/// (permissive mode).
+fn authenticate(
+    app: &AppState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<Caller, ApiError> {
+    let req = RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body,
+    };
+    let now = app.ecr.clock.now();
+    let (access_key_id, region, account) = match app.config.auth {
+        AuthMode::Strict => {
+            let lookup = |key: &str| {
+                app.credentials.get(key).map(|c| SecretLookup {
+                    secret_access_key: c.secret_access_key.clone(),
+                    session_token: c.session_token.clone(),
+                })
+            };
+            let verified = sigv4::verify(&req, "ecr", now, &lookup)?;
+            let account = app
+                .credentials
+                .get(&verified.access_key_id)
+                .map(|c| c.account.clone())
+                .ok_or_else(|| {
+                    ApiError::from(EcrError::new(
+                        crate::ecr::error::ErrorKind::Server,
+                        "credential vanished",
+                    ))
+                })?;
+            (verified.access_key_id, verified.region, account)
+        }
+        AuthMode::Permissive => {
+            let (key, region) =
+                sigv4::parse_scope(&req).unwrap_or_else(|| ("test".into(), "us-east-1".into()));
+            let account = match app.credentials.get(&key) {
+                Some(c) => c.account.clone(),
+                None => AccountId::parse(&key).unwrap_or_else(|_| app.default_account.clone()),
+            };
+            (key, region, account)
+        }
+    };
+    let region = Region::parse(&region).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidSignatureException",
+            "Credential should be scoped to a valid region. ",
+        )
+    })?;
+    Ok(Caller {
+        scope: Scope::new(account, region),
+        access_key_id,
+    })
+}
+
+/// Decodes, checks, runs and encodes one operation.
+pub async fn call<I, O, F, Fut>(ctx: Ctx, body: &[u8], handler: F) -> Result<Vec<u8>, ApiError>
+where
+    I: DeserializeOwned + Validate,
+    O: Serialize,
+    F: FnOnce(Ctx, I) -> Fut,
+    Fut: Future<Output = Result<O, EcrError>>,
+{
+    let input: I = decode(body)?;
+    let mut violations = Vec::new();
+    input.validate("", &mut violations);
+    if let Some(first) = violations.into_iter().next() {
+        return Err(first.into());
+    }
+    let output = handler(ctx, input).await?;
+    serde_json::to_vec(&output).map_err(|e| {
+        ApiError::from(EcrError::new(
+            crate::ecr::error::ErrorKind::Server,
+            e.to_string(),
+        ))
+    })
+}
+
+/// JSON → input shape; an empty body is an empty object, as AWS treats it.
+fn decode<I: DeserializeOwned>(body: &[u8]) -> Result<I, ApiError> {
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let value: serde_json::Value = serde_json::from_slice(text)
+        .map_err(|e| ApiError::serialization(format!("The request body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::serialization(
+            "The request body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::serialization(describe_type_error(&e)))
+}
+
+/// serde's message, reworded the way AWS reports a value of the wrong type.
+fn describe_type_error(e: &serde_json::Error) -> String {
+    format!("The request body does not match the operation's input: {e}")
+}

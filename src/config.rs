@@ -1,0 +1,98 @@
+//! Runtime configuration: the flags and environment variables of `ecrd serve`.
+//!
+//! Every flag has an `ECRD_*` environment equivalent (clap's `env`), so the
+//! same binary can be configured from a shell, a CI job or a compose file.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// How control-plane requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum AuthMode {
+    /// Verify every SigV4 signature against the configured credentials.
+    #[default]
+    Strict,
+    /// Accept any access key without checking the signature. A 12-digit
+    /// access key id names the account (LocalStack's convention); any other
+    /// key maps to the default account. The region still comes from the
+    /// signature's credential scope.
+    Permissive,
+}
+
+/// Flags of `ecrd serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "ECRD_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port for both planes (the ECR API on `POST /`, the registry on `/v2/`).
+    #[arg(long, env = "ECRD_PORT", default_value_t = 4566)]
+    pub port: u16,
+
+    /// Host (and port) that repository URIs and `proxyEndpoint` name.
+    /// `{account}`, `{region}` and `{port}` are replaced, so
+    /// `{account}.dkr.ecr.{region}.amazonaws.com` gives AWS-shaped URIs.
+    /// Default: `localhost:<port>`.
+    #[arg(long, env = "ECRD_REGISTRY_HOST")]
+    pub registry_host: Option<String>,
+
+    /// Account that the built-in `test`/`test` credentials belong to.
+    #[arg(long, env = "ECRD_DEFAULT_ACCOUNT", default_value = "000000000000")]
+    pub default_account: String,
+
+    /// Extra credentials, `KEY:SECRET:ACCOUNT[,KEY:SECRET:ACCOUNT...]`.
+    #[arg(long, env = "ECRD_CREDENTIALS")]
+    pub credentials: Option<String>,
+
+    /// A file of credentials, one `KEY SECRET ACCOUNT [SESSION_TOKEN]` per line
+    /// (`#` starts a comment).
+    #[arg(long = "credentials-file", env = "ECRD_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
+
+    /// `strict` checks every SigV4 signature; `permissive` accepts any key.
+    #[arg(long, env = "ECRD_AUTH", value_enum, default_value_t = AuthMode::Strict)]
+    pub auth: AuthMode,
+
+    /// Largest control-plane request body accepted, in bytes.
+    #[arg(long, env = "ECRD_MAX_API_BODY", default_value_t = 64 * 1024 * 1024)]
+    pub max_api_body: usize,
+
+    /// Secret that signs registry passwords (hex or any string). Default: a
+    /// random secret per process, so tokens die with the process.
+    #[arg(long, env = "ECRD_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How request logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+impl ServeConfig {
+    /// The configuration tests use: loopback, an ephemeral port, strict auth.
+    pub fn for_tests() -> Self {
+        ServeConfig {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            registry_host: None,
+            default_account: "000000000000".to_string(),
+            credentials: None,
+            credentials_file: None,
+            auth: AuthMode::Strict,
+            max_api_body: 64 * 1024 * 1024,
+            token_secret: None,
+            log_format: LogFormat::Text,
+        }
+    }
+}

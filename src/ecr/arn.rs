@@ -1,0 +1,62 @@
+//! Amazon Resource Names of ECR resources:
+//! `arn:aws:ecr:<region>:<account>:repository/<name>`.
+
+use super::error::{EcrError, EcrResult};
+use super::names::{AccountId, Region, RepositoryName, Scope};
+
+pub fn repository_arn(scope: &Scope, name: &RepositoryName) -> String {
+    format!(
+        "arn:aws:ecr:{}:{}:repository/{}",
+        scope.region, scope.account, name
+    )
+}
+
+/// Splits a repository ARN into its registry and repository name.
+/// `param` names the request field, for the error message.
+pub fn parse_repository_arn(arn: &str, param: &str) -> EcrResult<(Scope, RepositoryName)> {
+    let invalid = || EcrError::invalid_parameter(param, "must be a valid repository ARN");
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, resource] = parts.as_slice() else {
+        return Err(invalid());
+    };
+    if *prefix != "arn" || !partition.starts_with("aws") || *service != "ecr" {
+        return Err(invalid());
+    }
+    let name = resource.strip_prefix("repository/").ok_or_else(invalid)?;
+    let region = Region::parse(region).map_err(|_| invalid())?;
+    let account = AccountId::parse(account).map_err(|_| invalid())?;
+    let name = RepositoryName::parse(name).map_err(|_| invalid())?;
+    Ok((Scope::new(account, region), name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejects() {
+        let scope = Scope::new(
+            AccountId::parse("123456789012").unwrap(),
+            Region::parse("eu-west-1").unwrap(),
+        );
+        let name = RepositoryName::parse("team/app").unwrap();
+        let arn = repository_arn(&scope, &name);
+        assert_eq!(
+            arn,
+            "arn:aws:ecr:eu-west-1:123456789012:repository/team/app"
+        );
+        assert_eq!(
+            parse_repository_arn(&arn, "resourceArn").unwrap(),
+            (scope, name)
+        );
+        for bad in [
+            "",
+            "arn:aws:s3:eu-west-1:123456789012:repository/x1",
+            "arn:aws:ecr:eu-west-1:123456789012:repo/x1",
+            "arn:aws:ecr:eu-west-1:12345:repository/x1",
+            "arn:aws:ecr:eu-west-1:123456789012:repository/../x",
+        ] {
+            assert!(parse_repository_arn(bad, "resourceArn").is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The domain's error: an ECR error code and ECR's message. Both protocol
+//! adapters render it; the control plane as `{"__type", "message"}`, the
+//! registry as the closest OCI error code.
+
+use std::fmt;
+
+use crate::store::StoreError;
+
+/// The ECR error codes the domain raises. Each name is an exception shape of
+/// the ECR service model (a test checks this against the generated model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidParameter,
+    Validation,
+    RepositoryNotFound,
+    RepositoryAlreadyExists,
+    RepositoryNotEmpty,
+    InvalidTagParameter,
+    TooManyTags,
+    LimitExceeded,
+    Server,
+}
+
+impl ErrorKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidParameter => "InvalidParameterException",
+            ErrorKind::Validation => "ValidationException",
+            ErrorKind::RepositoryNotFound => "RepositoryNotFoundException",
+            ErrorKind::RepositoryAlreadyExists => "RepositoryAlreadyExistsException",
+            ErrorKind::RepositoryNotEmpty => "RepositoryNotEmptyException",
+            ErrorKind::InvalidTagParameter => "InvalidTagParameterException",
+            ErrorKind::TooManyTags => "TooManyTagsException",
+            ErrorKind::LimitExceeded => "LimitExceededException",
+            ErrorKind::Server => "ServerException",
+        }
+    }
+
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::InvalidParameter,
+        ErrorKind::Validation,
+        ErrorKind::RepositoryNotFound,
+        ErrorKind::RepositoryAlreadyExists,
+        ErrorKind::RepositoryNotEmpty,
+        ErrorKind::InvalidTagParameter,
+        ErrorKind::TooManyTags,
+        ErrorKind::LimitExceeded,
+        ErrorKind::Server,
+    ];
+}
+
+/// An ECR error with its message, worded as ECR words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+pub type EcrResult<T> = Result<T, EcrError>;
+
+impl EcrError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        EcrError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// ECR's wording for a parameter that breaks a constraint.
+    pub fn invalid_parameter(path: &str, constraint: &str) -> Self {
+        Self::new(
+            ErrorKind::InvalidParameter,
+            format!("Invalid parameter at '{path}' failed to satisfy constraint: '{constraint}'"),
+        )
+    }
+
+    pub fn repository_not_found(name: &str, registry: &str) -> Self {
+        Self::new(
+            ErrorKind::RepositoryNotFound,
+            format!("The repository with name '{name}' does not exist in the registry with id '{registry}'"),
+        )
+    }
+}
+
+impl fmt::Display for EcrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.message)
+    }
+}
+
+impl std::error::Error for EcrError {}
+
+impl From<StoreError> for EcrError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage failure");
+        EcrError::new(ErrorKind::Server, e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for EcrError {
+    fn from(e: serde_json::Error) -> Self {
+        tracing::error!(error = %e, "stored record does not decode");
+        EcrError::new(
+            ErrorKind::Server,
+            format!("stored record does not decode: {e}"),
+        )
+    }
+}

@@ -1,0 +1,80 @@
+//! The ECR domain: every rule of registries, repositories, images and their
+//! settings, in one place, over the storage traits. Both protocol adapters
+//! (`api/` for the JSON control plane, `oci/` for `/v2/`) call into here and
+//! hold no rule of their own.
+
+pub mod arn;
+pub mod clock;
+pub mod error;
+pub mod names;
+pub mod records;
+pub mod repositories;
+pub mod settings;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::store::{MetadataStore, ReadTxn, Table, WriteTxn};
+use clock::Clock;
+use error::EcrResult;
+use names::{RepositoryName, Scope};
+
+/// The domain service: state plus the few settings rules depend on.
+pub struct Ecr {
+    pub store: Arc<dyn MetadataStore>,
+    pub clock: Arc<Clock>,
+    /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
+    registry_host: String,
+}
+
+impl Ecr {
+    pub fn new(store: Arc<dyn MetadataStore>, clock: Arc<Clock>, registry_host: String) -> Self {
+        Ecr {
+            store,
+            clock,
+            registry_host,
+        }
+    }
+
+    /// The registry host for a scope, e.g. `localhost:4566` or
+    /// `000000000000.dkr.ecr.us-east-1.amazonaws.com`.
+    pub fn registry_host(&self, scope: &Scope) -> String {
+        self.registry_host
+            .replace("{account}", scope.account.as_str())
+            .replace("{region}", scope.region.as_str())
+    }
+
+    pub fn repository_uri(&self, scope: &Scope, name: &RepositoryName) -> String {
+        format!("{}/{}", self.registry_host(scope), name)
+    }
+
+    /// The registry's `proxyEndpoint`, as `docker login` takes it.
+    pub fn proxy_endpoint(&self, scope: &Scope) -> String {
+        format!("http://{}", self.registry_host(scope))
+    }
+}
+
+/// Reads and decodes one record.
+pub(crate) fn load<T: DeserializeOwned>(
+    tx: &(impl ReadTxn + ?Sized),
+    table: Table,
+    key: &str,
+) -> EcrResult<Option<T>> {
+    match tx.get(table, key)? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Encodes and writes one record.
+pub(crate) fn save<T: Serialize>(
+    tx: &mut (impl WriteTxn + ?Sized),
+    table: Table,
+    key: &str,
+    value: &T,
+) -> EcrResult<()> {
+    tx.put(table, key, serde_json::to_vec(value)?)?;
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! ecrd: Amazon Elastic Container Registry on one's own machine.
+//!
+//! One port serves the ECR control plane (`POST /`, awsJson1_1 with SigV4)
+//! and, in later layers, the registry (`/v2/`). The crate is shaped as
+//! protocol adapters (`api/`) over one domain (`ecr/`) over storage traits
+//! (`store/`); see `shared/DESIGN.md`.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod ecr;
+pub mod server;
+pub mod store;
+
+pub use config::ServeConfig;
+pub use server::{router, AppState, Server};

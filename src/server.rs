@@ -1,0 +1,231 @@
+//! Assembles the service: the shared state, the router that puts both planes
+//! and the operator endpoints on one port, and the listener loop with
+//! graceful shutdown.
+//!
+//! Operator endpoints (not part of ECR):
+//! - `GET /_ecrd/health`: version, uptime, backend;
+//! - `POST /_ecrd/reset`: drops all state;
+//! - `GET|POST /_ecrd/clock`: reads or moves ecrd's clock;
+//! - `POST /moto-api/reset` and `GET /_localstack/health`: the conventions
+//!   existing test harnesses already call.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::auth::credentials::{CredentialError, CredentialTable};
+use crate::auth::token::TokenSigner;
+use crate::config::ServeConfig;
+use crate::ecr::clock::Clock;
+use crate::ecr::names::AccountId;
+use crate::ecr::Ecr;
+use crate::store::memory::MemoryStore;
+use crate::store::MetadataStore;
+
+/// Everything a request handler can reach.
+pub struct AppState {
+    pub config: ServeConfig,
+    pub ecr: Arc<Ecr>,
+    pub credentials: CredentialTable,
+    pub default_account: AccountId,
+    pub tokens: TokenSigner,
+    pub started: Instant,
+}
+
+/// A configuration that cannot start a server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("--default-account: {0}")]
+    DefaultAccount(String),
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl AppState {
+    /// Builds the state for a configuration. `port` is the port actually
+    /// bound, for the default registry host.
+    pub fn new(config: ServeConfig, port: u16) -> Result<Self, StartError> {
+        let default_account =
+            AccountId::parse(&config.default_account).map_err(StartError::DefaultAccount)?;
+        let mut credentials = CredentialTable::with_default(default_account.clone());
+        if let Some(list) = &config.credentials {
+            credentials.add_list(list)?;
+        }
+        if let Some(path) = &config.credentials_file {
+            credentials.add_file(path)?;
+        }
+        let tokens = match &config.token_secret {
+            Some(secret) => TokenSigner::new(secret.as_bytes().to_vec()),
+            None => TokenSigner::random(),
+        };
+        let registry_host = config
+            .registry_host
+            .clone()
+            .unwrap_or_else(|| "localhost:{port}".to_string())
+            .replace("{port}", &port.to_string());
+        let store: Arc<dyn MetadataStore> = Arc::new(MemoryStore::new());
+        let ecr = Arc::new(Ecr::new(store, Arc::new(Clock::default()), registry_host));
+        Ok(AppState {
+            config,
+            ecr,
+            credentials,
+            default_account,
+            tokens,
+            started: Instant::now(),
+        })
+    }
+}
+
+/// The router serving both planes and the operator endpoints.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", post(crate::api::handle))
+        .route("/_ecrd/health", get(health))
+        .route("/_ecrd/reset", post(reset))
+        .route("/_ecrd/clock", get(get_clock).post(set_clock))
+        .route("/moto-api/reset", post(reset))
+        .route("/_localstack/health", get(localstack_health))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn health(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": app.started.elapsed().as_secs_f64(),
+        "backend": app.ecr.store.backend(),
+    }))
+}
+
+async fn localstack_health() -> Json<serde_json::Value> {
+    Json(json!({
+        "services": { "ecr": "running" },
+        "edition": "ecrd",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+async fn reset(State(app): State<Arc<AppState>>) -> Response {
+    match app.ecr.store.clear() {
+        Ok(()) => {
+            app.ecr.clock.reset();
+            tracing::info!("state reset");
+            Json(json!({ "reset": true })).into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+fn clock_body(app: &AppState) -> serde_json::Value {
+    let now = app.ecr.clock.now();
+    json!({
+        "now": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "offsetSeconds": app.ecr.clock.offset().as_seconds_f64(),
+    })
+}
+
+async fn get_clock(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(clock_body(&app))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClockChange {
+    offset_seconds: Option<f64>,
+    now: Option<String>,
+}
+
+async fn set_clock(State(app): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let bad =
+        |msg: String| (StatusCode::BAD_REQUEST, Json(json!({ "error": msg }))).into_response();
+    let change: ClockChange = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return bad(format!(
+                "expected {{\"offsetSeconds\": N}} or {{\"now\": \"<RFC 3339>\"}}: {e}"
+            ))
+        }
+    };
+    match (change.offset_seconds, change.now) {
+        (Some(seconds), None) if seconds.is_finite() => {
+            app.ecr.clock.advance(time::Duration::seconds_f64(seconds))
+        }
+        (None, Some(now)) => {
+            match time::OffsetDateTime::parse(&now, &time::format_description::well_known::Rfc3339)
+            {
+                Ok(at) => app.ecr.clock.set_now(at),
+                Err(e) => return bad(format!("'now' is not an RFC 3339 time: {e}")),
+            }
+        }
+        _ => return bad("give exactly one of offsetSeconds (a number) or now (RFC 3339)".into()),
+    }
+    Json(clock_body(&app)).into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "__type": "UnknownOperationException", "message": "No such endpoint" })),
+    )
+        .into_response()
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Binds the configured address and builds the state.
+    pub async fn bind(config: ServeConfig) -> Result<Self, StartError> {
+        let addr = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(config.port);
+        let state = Arc::new(AppState::new(config, port)?);
+        Ok(Server { listener, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,0 +1,93 @@
+//! Storage traits. The domain (`ecr/`) keeps every record in a
+//! [`MetadataStore`]: an ordered key-value store with serialisable
+//! transactions, split into named tables. Keys are strings that sort the way
+//! listings page (`<account>/<region>/<repository>...`), values are the
+//! domain's records encoded as JSON.
+//!
+//! Keeping the trait this small is deliberate: every rule lives in `ecr/`, and
+//! a backend only has to be an ordered map with atomic commits, which the
+//! memory and disk backends implement the same way and prove with one shared
+//! conformance suite (`store::conformance`).
+
+pub mod memory;
+
+#[cfg(test)]
+pub mod conformance;
+
+use std::fmt;
+
+/// The tables of the metadata store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// `<account>/<region>/<repository>` → repository record.
+    Repositories,
+    /// `<account>/<region>/<setting name>` → account setting value.
+    AccountSettings,
+    /// `<account>/<region>` → registry-wide configuration.
+    Registries,
+}
+
+impl Table {
+    pub const ALL: &'static [Table] = &[
+        Table::Repositories,
+        Table::AccountSettings,
+        Table::Registries,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Repositories => "repositories",
+            Table::AccountSettings => "account_settings",
+            Table::Registries => "registries",
+        }
+    }
+}
+
+/// A failure of the storage layer itself (I/O, corruption), never a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "storage error: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A key and its stored value.
+pub type Entry = (String, Vec<u8>);
+
+/// Reads that see one consistent state.
+pub trait ReadTxn {
+    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Entries whose key starts with `prefix`, in key order, beginning after
+    /// `start_after` when given, at most `limit` of them.
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
+}
+
+/// A write transaction: its changes are visible to itself at once and to
+/// everyone else after `commit`; dropping it without committing discards them.
+pub trait WriteTxn: ReadTxn {
+    fn put(&mut self, table: Table, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
+    fn delete(&mut self, table: Table, key: &str) -> Result<(), StoreError>;
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Where metadata lives. Transactions are short and synchronous: never hold
+/// one across an `.await`.
+pub trait MetadataStore: Send + Sync {
+    fn read(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError>;
+    fn write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError>;
+    /// Drops every record (the operator's `/_ecrd/reset`).
+    fn clear(&self) -> Result<(), StoreError>;
+    /// A short name for health output: `memory` or `disk`.
+    fn backend(&self) -> &'static str;
+}

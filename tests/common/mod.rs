@@ -1,0 +1,175 @@
+//! Test harness: starts ecrd in-process on an ephemeral loopback port and
+//! builds real clients (the AWS SDK for Rust) pointed at it.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use aws_credential_types::Credentials;
+use aws_sdk_ecr::config::Region;
+use ecrd::{AppState, ServeConfig, Server};
+
+/// The storage backends every integration test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+}
+
+pub const BACKENDS: &[Backend] = &[Backend::Memory];
+
+pub struct TestServer {
+    pub url: String,
+    pub port: u16,
+    pub state: Arc<AppState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        let mut config = ServeConfig::for_tests();
+        match backend {
+            Backend::Memory => {}
+        }
+        configure(&mut config);
+        let server = Server::bind(config).await.expect("server binds");
+        let addr = server.local_addr().unwrap();
+        let state = server.state();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            url: format!("http://{addr}"),
+            port: addr.port(),
+            state,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// An ECR client with the built-in `test`/`test` key in us-east-1.
+    pub fn ecr(&self) -> aws_sdk_ecr::Client {
+        self.ecr_as("test", "test", "us-east-1")
+    }
+
+    pub fn ecr_as(&self, key: &str, secret: &str, region: &str) -> aws_sdk_ecr::Client {
+        let config = aws_sdk_ecr::Config::builder()
+            .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(Region::new(region.to_string()))
+            .credentials_provider(Credentials::new(key, secret, None, None, "ecrd-tests"))
+            .build();
+        aws_sdk_ecr::Client::from_conf(config)
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+}
+
+/// The error code and message of a failed SDK call.
+pub fn err_code<E, R>(err: &aws_sdk_ecr::error::SdkError<E, R>) -> (String, String)
+where
+    E: aws_sdk_ecr::error::ProvideErrorMetadata,
+{
+    let meta = err.as_service_error().map(|e| (e.code(), e.message()));
+    match meta {
+        Some((code, message)) => (
+            code.unwrap_or("").to_string(),
+            message.unwrap_or("").to_string(),
+        ),
+        None => ("not a service error".to_string(), String::new()),
+    }
+}
+
+/// Signs a control-plane request with aws-sigv4 (the SDK's own signer) and
+/// sends it with reqwest, so tests can send bodies no SDK would.
+pub async fn signed_post(
+    url: &str,
+    target: Option<&str>,
+    body: Vec<u8>,
+    key: &str,
+    secret: &str,
+    region: &str,
+    at: std::time::SystemTime,
+) -> reqwest::Response {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    let host = url.trim_start_matches("http://").to_string();
+    let mut headers: Vec<(String, String)> = vec![
+        ("host".into(), host),
+        ("content-type".into(), "application/x-amz-json-1.1".into()),
+    ];
+    if let Some(t) = target {
+        headers.push((
+            "x-amz-target".into(),
+            format!("AmazonEC2ContainerRegistry_V20150921.{t}"),
+        ));
+    }
+    let identity = Credentials::new(key, secret, None, None, "t").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("ecr")
+        .time(at)
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        format!("{url}/"),
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(&body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(format!("{url}/"));
+    for (k, v) in &headers {
+        request = request.header(k, v);
+    }
+    let mut request = request.body(()).unwrap();
+    instructions.apply_to_request_http1x(&mut request);
+    let mut builder = reqwest::Client::new().post(format!("{url}/"));
+    for (k, v) in request.headers() {
+        if k != "host" {
+            builder = builder.header(k.as_str(), v.as_bytes());
+        }
+    }
+    builder.body(body).send().await.unwrap()
+}
+
+/// `signed_post` with the default key, region and the current time.
+pub async fn api_call(
+    url: &str,
+    target: &str,
+    body: &str,
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let response = signed_post(
+        url,
+        Some(target),
+        body.as_bytes().to_vec(),
+        "test",
+        "test",
+        "us-east-1",
+        std::time::SystemTime::now(),
+    )
+    .await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, json, headers)
+}
