@@ -33,15 +33,16 @@ async fn answers_carry_request_id_and_json_type() {
 async fn malformed_and_mistyped_bodies_are_serialization_errors() {
     for &backend in BACKENDS {
         let server = TestServer::start(backend).await;
-        for bad in [
-            "{",
-            "[1,2]",
-            "\"x\"",
-            "{\"repositoryName\": 5}",
-            "{\"maxResults\": \"ten\"}",
-            "\u{0}",
+        for (target, bad) in [
+            ("CreateRepository", "{"),
+            ("CreateRepository", "[1,2]"),
+            ("CreateRepository", "\"x\""),
+            ("CreateRepository", "{\"repositoryName\": 5}"),
+            ("DescribeRepositories", "{\"maxResults\": \"ten\"}"),
+            ("DescribeRepositories", "{\"repositoryNames\": \"one\"}"),
+            ("CreateRepository", "\u{0}"),
         ] {
-            let (status, body, _) = api_call(&server.url, "CreateRepository", bad).await;
+            let (status, body, _) = api_call(&server.url, target, bad).await;
             assert_eq!(status, 400, "{bad}");
             assert_eq!(body["__type"], "SerializationException", "{bad}: {body}");
             assert!(body["message"].as_str().unwrap().len() > 10);
