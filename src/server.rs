@@ -28,7 +28,9 @@ use crate::config::ServeConfig;
 use crate::ecr::clock::Clock;
 use crate::ecr::names::AccountId;
 use crate::ecr::Ecr;
+use crate::store::blobs::BlobStore;
 use crate::store::memory::MemoryStore;
+use crate::store::memory_blobs::MemoryBlobStore;
 use crate::store::MetadataStore;
 
 /// Everything a request handler can reach.
@@ -78,7 +80,13 @@ impl AppState {
             .unwrap_or_else(|| "localhost:{port}".to_string())
             .replace("{port}", &port.to_string());
         let store: Arc<dyn MetadataStore> = Arc::new(MemoryStore::new());
-        let ecr = Arc::new(Ecr::new(store, Arc::new(Clock::default()), registry_host));
+        let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+        let ecr = Arc::new(Ecr::new(
+            store,
+            blobs,
+            Arc::new(Clock::default()),
+            registry_host,
+        ));
         Ok(AppState {
             config,
             ecr,

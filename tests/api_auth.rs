@@ -58,7 +58,7 @@ async fn missing_and_incomplete_signatures() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 403);
+        assert_eq!(r.status(), 400);
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["__type"], "MissingAuthenticationTokenException");
         assert_eq!(body["message"], "Missing Authentication Token");

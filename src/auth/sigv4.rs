@@ -35,10 +35,11 @@
 //! * **Payload.** The `x-amz-content-sha256` header (or `X-Amz-Content-Sha256`
 //!   parameter) when present — a 64-hex value there must equal the SHA-256 of
 //!   the body — otherwise the hex SHA-256 of the body. A presigned request
-//!   without it may have been signed over `UNSIGNED-PAYLOAD` (S3 style, and
-//!   what the brief of this module asks for) or over the body hash (what
-//!   `aws-sigv4`, botocore and the AWS test suite do for other services):
-//!   both are accepted.
+//!   without it may have been signed over `UNSIGNED-PAYLOAD` (the S3
+//!   convention, reported in errors) or over the body hash (what `aws-sigv4`,
+//!   botocore and the AWS test suite do for other services): both are
+//!   accepted. Likewise a presigned `X-Amz-Security-Token` may or may not be
+//!   part of the canonical query (`aws-sigv4`'s `SessionTokenMode::Exclude`).
 //!
 //! Every `x-amz-*` header of the request must be signed, except
 //! `x-amz-content-sha256` (its value is the last line of the canonical request
@@ -76,7 +77,7 @@
 //! | signature mismatch | `InvalidSignatureException` | `The request signature we calculated does not match …` + the canonical request and string to sign |
 //!
 //! Checks run in the order of that table (after dynalite's record of DynamoDB),
-//! then the signature, then the session token.
+//! except that the session token is compared last, once the signature holds.
 //!
 //! # Sources
 //!
@@ -1228,8 +1229,6 @@ mod tests {
 
     const STS_TOKEN: &str = "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==";
     const VANILLA_TOKEN: &str = "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267";
-    const UNRESERVED_CHARS: &str =
-        "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
     fn suite() -> Vec<Vector> {
         vec![
@@ -1703,6 +1702,7 @@ mod tests {
                     assert_eq!(req.headers.contains_key("x-amz-content-sha256"), checksum);
                     let verified = at(&req, SIGNED_AT, token)
                         .unwrap_or_else(|e| panic!("{token:?} {checksum}: {e:?}"));
+                    assert_primary_form_matches(&req);
                     assert_eq!(
                         verified,
                         Verified {
@@ -1779,10 +1779,38 @@ mod tests {
                             assert_eq!(req.path, path);
                             at(&req, SIGNED_AT, None)
                                 .unwrap_or_else(|e| panic!("{method} {uri} {location:?}: {e:?}"));
+                            if location == SignatureLocation::Headers {
+                                assert_primary_form_matches(&req);
+                            }
                         }
                     }
                 }
             }
+        }
+
+        /// The first (reported) canonical form is the one `aws-sigv4` signed,
+        /// not one of the fall-backs.
+        fn assert_primary_form_matches(req: &Req) {
+            let auth = req.headers["authorization"].to_str().unwrap().to_string();
+            let signature = auth.rsplit('=').next().unwrap().to_string();
+            let mut tampered = req.clone();
+            tampered.set(
+                "authorization",
+                &auth.replace(&signature, &flip(&signature)),
+            );
+            let err = at(&tampered, SIGNED_AT, None).unwrap_err();
+            let SigV4Error::SignatureMismatch { string_to_sign, .. } = err else {
+                panic!("{err:?}");
+            };
+            let key = signing_key(SECRET, &SIGNED_AT[..8], "us-west-2", "ecr");
+            assert_eq!(
+                hex::encode(hmac_sha256(&key, string_to_sign.as_bytes())),
+                signature,
+                "{} {}?{}",
+                req.method,
+                req.path,
+                req.query
+            );
         }
 
         #[test]

@@ -19,6 +19,20 @@ pub enum ErrorKind {
     TooManyTags,
     LimitExceeded,
     Server,
+    ImageNotFound,
+    ImageTagAlreadyExists,
+    ImageAlreadyExists,
+    ImageDigestDoesNotMatch,
+    LayersNotFound,
+    ReferencedImagesNotFound,
+    UploadNotFound,
+    InvalidLayerPart,
+    LayerPartTooSmall,
+    InvalidLayer,
+    LayerAlreadyExists,
+    EmptyUpload,
+    LayerInaccessible,
+    UnsupportedImageType,
 }
 
 impl ErrorKind {
@@ -33,6 +47,20 @@ impl ErrorKind {
             ErrorKind::TooManyTags => "TooManyTagsException",
             ErrorKind::LimitExceeded => "LimitExceededException",
             ErrorKind::Server => "ServerException",
+            ErrorKind::ImageNotFound => "ImageNotFoundException",
+            ErrorKind::ImageTagAlreadyExists => "ImageTagAlreadyExistsException",
+            ErrorKind::ImageAlreadyExists => "ImageAlreadyExistsException",
+            ErrorKind::ImageDigestDoesNotMatch => "ImageDigestDoesNotMatchException",
+            ErrorKind::LayersNotFound => "LayersNotFoundException",
+            ErrorKind::ReferencedImagesNotFound => "ReferencedImagesNotFoundException",
+            ErrorKind::UploadNotFound => "UploadNotFoundException",
+            ErrorKind::InvalidLayerPart => "InvalidLayerPartException",
+            ErrorKind::LayerPartTooSmall => "LayerPartTooSmallException",
+            ErrorKind::InvalidLayer => "InvalidLayerException",
+            ErrorKind::LayerAlreadyExists => "LayerAlreadyExistsException",
+            ErrorKind::EmptyUpload => "EmptyUploadException",
+            ErrorKind::LayerInaccessible => "LayerInaccessibleException",
+            ErrorKind::UnsupportedImageType => "UnsupportedImageTypeException",
         }
     }
 
@@ -46,6 +74,20 @@ impl ErrorKind {
         ErrorKind::TooManyTags,
         ErrorKind::LimitExceeded,
         ErrorKind::Server,
+        ErrorKind::ImageNotFound,
+        ErrorKind::ImageTagAlreadyExists,
+        ErrorKind::ImageAlreadyExists,
+        ErrorKind::ImageDigestDoesNotMatch,
+        ErrorKind::LayersNotFound,
+        ErrorKind::ReferencedImagesNotFound,
+        ErrorKind::UploadNotFound,
+        ErrorKind::InvalidLayerPart,
+        ErrorKind::LayerPartTooSmall,
+        ErrorKind::InvalidLayer,
+        ErrorKind::LayerAlreadyExists,
+        ErrorKind::EmptyUpload,
+        ErrorKind::LayerInaccessible,
+        ErrorKind::UnsupportedImageType,
     ];
 }
 

@@ -6,6 +6,8 @@
 pub mod arn;
 pub mod clock;
 pub mod error;
+pub mod images;
+pub mod manifest;
 pub mod names;
 pub mod records;
 pub mod repositories;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::store::blobs::BlobStore;
 use crate::store::{MetadataStore, ReadTxn, Table, WriteTxn};
 use clock::Clock;
 use error::EcrResult;
@@ -24,15 +27,22 @@ use names::{RepositoryName, Scope};
 /// The domain service: state plus the few settings rules depend on.
 pub struct Ecr {
     pub store: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
     pub clock: Arc<Clock>,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
 }
 
 impl Ecr {
-    pub fn new(store: Arc<dyn MetadataStore>, clock: Arc<Clock>, registry_host: String) -> Self {
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<Clock>,
+        registry_host: String,
+    ) -> Self {
         Ecr {
             store,
+            blobs,
             clock,
             registry_host,
         }

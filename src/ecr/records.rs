@@ -45,3 +45,54 @@ pub struct RegistryRecord {
     #[serde(default)]
     pub replication_configuration: Option<serde_json::Value>,
 }
+
+/// One image (a manifest) in a repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub digest: crate::digest::Digest,
+    /// The manifest exactly as pushed.
+    pub manifest: String,
+    pub media_type: String,
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    /// Tags currently pointing at this image, in the order they were set.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// ECR's imageSizeInBytes.
+    pub size_in_bytes: i64,
+    pub pushed_at_ms: i64,
+    #[serde(default)]
+    pub last_pulled_ms: Option<i64>,
+    /// The manifest this one refers to (OCI `subject`), if any.
+    #[serde(default)]
+    pub subject: Option<crate::digest::Digest>,
+    /// Child manifests of an index.
+    #[serde(default)]
+    pub children: Vec<crate::digest::Digest>,
+    /// Blobs (config and layers) the manifest references.
+    #[serde(default)]
+    pub blobs: Vec<crate::digest::Digest>,
+    /// `ACTIVE`, `ARCHIVED` or `ACTIVATING`.
+    #[serde(default = "active")]
+    pub status: String,
+}
+
+fn active() -> String {
+    "ACTIVE".to_string()
+}
+
+/// A blob (layer or config) made available to a repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub size: u64,
+    pub added_at_ms: i64,
+}
+
+/// An upload in progress, and the repository it belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub id: String,
+    pub scope: super::names::Scope,
+    pub repository: String,
+    pub started_at_ms: i64,
+}

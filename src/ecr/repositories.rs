@@ -338,27 +338,6 @@ impl Ecr {
         Ok(record)
     }
 
-    /// Whether any image is stored in the repository. Images arrive with the
-    /// registry; until then a repository holds none.
-    fn repository_has_images(
-        &self,
-        _tx: &dyn ReadTxn,
-        _scope: &Scope,
-        _name: &RepositoryName,
-    ) -> EcrResult<bool> {
-        Ok(false)
-    }
-
-    /// Removes what belongs to a repository besides its own record.
-    fn delete_repository_contents(
-        &self,
-        _tx: &mut dyn crate::store::WriteTxn,
-        _scope: &Scope,
-        _name: &RepositoryName,
-    ) -> EcrResult<()> {
-        Ok(())
-    }
-
     /// Reads, changes and writes back one repository in one transaction.
     fn update_repository(
         &self,
@@ -456,6 +435,7 @@ mod tests {
     fn ecr() -> Ecr {
         Ecr::new(
             Arc::new(MemoryStore::new()),
+            Arc::new(crate::store::memory_blobs::MemoryBlobStore::new()),
             Arc::new(Clock::default()),
             "localhost:4566".into(),
         )

@@ -4,7 +4,9 @@
 //! The settings ECR documents, with their values and defaults:
 //! `BASIC_SCAN_TYPE_VERSION` (AWS_NATIVE | CLAIR, default AWS_NATIVE),
 //! `REGISTRY_POLICY_SCOPE` (V1 | V2, default V2),
-//! `BLOB_MOUNTING` (ENABLED | DISABLED, default DISABLED).
+//! `BLOB_MOUNTING` (ENABLED | DISABLED). ECR's default is DISABLED; ecrd's is
+//! ENABLED so that OCI cross-repository mounts work out of the box (a
+//! documented difference); DISABLED makes a mount request start an upload.
 
 use super::error::{EcrError, EcrResult};
 use super::names::Scope;
@@ -20,7 +22,7 @@ const SETTINGS: &[(&str, &[&str], &str)] = &[
         "AWS_NATIVE",
     ),
     ("REGISTRY_POLICY_SCOPE", &["V1", "V2"], "V2"),
-    ("BLOB_MOUNTING", &["ENABLED", "DISABLED"], "DISABLED"),
+    ("BLOB_MOUNTING", &["ENABLED", "DISABLED"], "ENABLED"),
 ];
 
 fn setting(

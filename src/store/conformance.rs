@@ -146,3 +146,94 @@ fn clear_empties(store: &dyn MetadataStore) {
             .is_empty());
     }
 }
+
+/// The checks every blob store passes.
+pub async fn run_blobs(store: &dyn super::blobs::BlobStore) {
+    use super::blobs::{read_all, BlobError, ByteStream};
+    use crate::digest::{Algorithm, Digest};
+    use bytes::Bytes;
+
+    fn body(parts: &[&'static [u8]]) -> ByteStream {
+        let items: Vec<Result<Bytes, std::io::Error>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    // Chunked upload, finished with the right digest.
+    let id = store.create_upload().await.unwrap();
+    assert_eq!(
+        store
+            .append_upload(&id, body(&[b"hello ", b"wor"]))
+            .await
+            .unwrap(),
+        9
+    );
+    assert_eq!(store.append_upload(&id, body(&[b"ld"])).await.unwrap(), 11);
+    assert_eq!(store.upload_size(&id).await.unwrap(), 11);
+    let digest = Digest::sha256_of(b"hello world");
+    assert_eq!(store.size(&digest).await.unwrap(), None);
+    assert_eq!(store.finish_upload(&id, &digest).await.unwrap(), 11);
+    assert!(matches!(
+        store.upload_size(&id).await,
+        Err(BlobError::UploadUnknown)
+    ));
+    assert_eq!(store.size(&digest).await.unwrap(), Some(11));
+    assert_eq!(
+        read_all(store, &digest).await.unwrap().unwrap(),
+        Bytes::from_static(b"hello world")
+    );
+
+    // Ranges.
+    use futures_util::StreamExt;
+    let mut part = store.read(&digest, 6, Some(9)).await.unwrap().unwrap();
+    let mut got = Vec::new();
+    while let Some(c) = part.next().await {
+        got.extend_from_slice(&c.unwrap());
+    }
+    assert_eq!(got, b"wor");
+
+    // A wrong digest is refused and stores nothing.
+    let id = store.create_upload().await.unwrap();
+    store.append_upload(&id, body(&[b"abc"])).await.unwrap();
+    let wrong = Digest::sha256_of(b"abd");
+    match store.finish_upload(&id, &wrong).await {
+        Err(BlobError::DigestMismatch { computed }) => {
+            assert_eq!(computed, Digest::sha256_of(b"abc"))
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+    assert_eq!(store.size(&wrong).await.unwrap(), None);
+    assert_eq!(store.size(&Digest::sha256_of(b"abc")).await.unwrap(), None);
+
+    // sha512 digests are verified too.
+    let id = store.create_upload().await.unwrap();
+    store.append_upload(&id, body(&[b"x512"])).await.unwrap();
+    let d512 = Digest::of(Algorithm::Sha512, b"x512");
+    assert_eq!(store.finish_upload(&id, &d512).await.unwrap(), 4);
+    assert_eq!(store.size(&d512).await.unwrap(), Some(4));
+
+    // Empty uploads make the empty blob.
+    let id = store.create_upload().await.unwrap();
+    let empty = Digest::sha256_of(b"");
+    assert_eq!(store.finish_upload(&id, &empty).await.unwrap(), 0);
+    assert_eq!(read_all(store, &empty).await.unwrap().unwrap().len(), 0);
+
+    // Cancel, put, delete, list, clear.
+    let id = store.create_upload().await.unwrap();
+    store.cancel_upload(&id).await.unwrap();
+    assert!(matches!(
+        store.cancel_upload(&id).await,
+        Err(BlobError::UploadUnknown)
+    ));
+    assert!(matches!(
+        store.append_upload("nope", body(&[b"x"])).await,
+        Err(BlobError::UploadUnknown)
+    ));
+    let put = store.put(Bytes::from_static(b"{}")).await.unwrap();
+    assert_eq!(put, Digest::sha256_of(b"{}"));
+    assert!(store.list().await.unwrap().contains(&put));
+    store.delete(&put).await.unwrap();
+    assert_eq!(store.size(&put).await.unwrap(), None);
+    store.clear().await.unwrap();
+    assert!(store.list().await.unwrap().is_empty());
+}

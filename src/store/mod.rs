@@ -9,7 +9,9 @@
 //! memory and disk backends implement the same way and prove with one shared
 //! conformance suite (`store::conformance`).
 
+pub mod blobs;
 pub mod memory;
+pub mod memory_blobs;
 
 #[cfg(test)]
 pub mod conformance;
@@ -25,6 +27,16 @@ pub enum Table {
     AccountSettings,
     /// `<account>/<region>` → registry-wide configuration.
     Registries,
+    /// `<account>/<region>/<repository>@<digest>` → image record.
+    Images,
+    /// `<account>/<region>/<repository>:<tag>` → digest.
+    Tags,
+    /// `<account>/<region>/<repository>@<digest>` → a blob linked into a repository.
+    Layers,
+    /// `<upload id>` → upload session.
+    Uploads,
+    /// `<account>/<region>/<repository>@<subject digest>><referrer digest>` → descriptor.
+    Referrers,
 }
 
 impl Table {
@@ -32,6 +44,11 @@ impl Table {
         Table::Repositories,
         Table::AccountSettings,
         Table::Registries,
+        Table::Images,
+        Table::Tags,
+        Table::Layers,
+        Table::Uploads,
+        Table::Referrers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +56,11 @@ impl Table {
             Table::Repositories => "repositories",
             Table::AccountSettings => "account_settings",
             Table::Registries => "registries",
+            Table::Images => "images",
+            Table::Tags => "tags",
+            Table::Layers => "layers",
+            Table::Uploads => "uploads",
+            Table::Referrers => "referrers",
         }
     }
 }

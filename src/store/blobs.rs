@@ -1,0 +1,101 @@
+//! The blob store trait: content-addressed bytes and the upload sessions
+//! that produce them.
+//!
+//! An upload is appended to in order, hashed while it streams in, and
+//! finished against the digest the client names; the store computes the
+//! digest itself and refuses a mismatch. One copy per digest serves every
+//! repository and account (which repository may see a blob is metadata, kept
+//! by the domain).
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::StoreError;
+use crate::digest::Digest;
+
+/// A stream of bytes in or out of the store.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// Why a blob operation failed.
+#[derive(Debug)]
+pub enum BlobError {
+    /// No upload session with this id.
+    UploadUnknown,
+    /// The content's digest is not the one the client named.
+    DigestMismatch {
+        computed: Digest,
+    },
+    /// Reading the client's body failed (disconnect, truncated body).
+    Body(std::io::Error),
+    Store(StoreError),
+}
+
+impl From<StoreError> for BlobError {
+    fn from(e: StoreError) -> Self {
+        BlobError::Store(e)
+    }
+}
+
+impl std::fmt::Display for BlobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobError::UploadUnknown => f.write_str("upload unknown"),
+            BlobError::DigestMismatch { computed } => write!(f, "content has digest {computed}"),
+            BlobError::Body(e) => write!(f, "reading the request body: {e}"),
+            BlobError::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Bytes addressed by digest, plus upload sessions.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Starts an empty upload and returns its id.
+    async fn create_upload(&self) -> Result<String, StoreError>;
+    /// Appends a body to an upload; returns the upload's new size. On a body
+    /// error the bytes received so far stay appended, so a client can resume.
+    async fn append_upload(&self, id: &str, body: ByteStream) -> Result<u64, BlobError>;
+    /// How many bytes an upload holds.
+    async fn upload_size(&self, id: &str) -> Result<u64, BlobError>;
+    /// Verifies the upload's content against `expected` and, if it matches,
+    /// makes it the blob of that digest (keeping an existing copy) and ends
+    /// the upload. On a mismatch the upload is discarded. Returns the size.
+    async fn finish_upload(&self, id: &str, expected: &Digest) -> Result<u64, BlobError>;
+    /// Discards an upload.
+    async fn cancel_upload(&self, id: &str) -> Result<(), BlobError>;
+    /// Stores small content in one step (manifests, configs); returns its
+    /// sha256 digest.
+    async fn put(&self, data: Bytes) -> Result<Digest, StoreError>;
+    /// The blob's size, or None if absent.
+    async fn size(&self, digest: &Digest) -> Result<Option<u64>, StoreError>;
+    /// The blob's bytes from `start` (inclusive) to `end` (exclusive;
+    /// None = to the end), or None if absent. The caller checks ranges.
+    async fn read(
+        &self,
+        digest: &Digest,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Option<ByteStream>, StoreError>;
+    /// Removes a blob (no error if absent).
+    async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;
+    /// Every stored blob, for garbage collection.
+    async fn list(&self) -> Result<Vec<Digest>, StoreError>;
+    /// Drops all blobs and uploads.
+    async fn clear(&self) -> Result<(), StoreError>;
+}
+
+/// Reads a whole (small) blob into memory; None if absent.
+pub async fn read_all(store: &dyn BlobStore, digest: &Digest) -> Result<Option<Bytes>, StoreError> {
+    use futures_util::StreamExt;
+    let Some(mut stream) = store.read(digest, 0, None).await? else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.map_err(|e| StoreError(e.to_string()))?);
+    }
+    Ok(Some(Bytes::from(out)))
+}
