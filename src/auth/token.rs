@@ -135,6 +135,74 @@ impl TokenSigner {
     }
 }
 
+/// How long a layer download URL stays valid (ECR's presigned S3 URLs: 1 hour).
+pub const DOWNLOAD_URL_LIFETIME: Duration = Duration::hours(1);
+
+impl TokenSigner {
+    fn download_mac(
+        &self,
+        scope: &Scope,
+        repository: &str,
+        digest: &str,
+        expires: i64,
+    ) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(
+            format!(
+                "download\n{}\n{}\n{repository}\n{digest}\n{expires}",
+                scope.account, scope.region
+            )
+            .as_bytes(),
+        );
+        mac
+    }
+
+    /// The path and query of a short-lived URL that serves one layer without
+    /// other credentials, the way ECR's presigned layer URLs do:
+    /// `/_ecrd/layers/<account>/<region>/<digest>?repository=..&expires=..&signature=..`.
+    pub fn download_path(
+        &self,
+        scope: &Scope,
+        repository: &str,
+        digest: &str,
+        now: OffsetDateTime,
+    ) -> String {
+        let expires = (now + DOWNLOAD_URL_LIFETIME).unix_timestamp();
+        let signature = hex::encode(
+            self.download_mac(scope, repository, digest, expires)
+                .finalize()
+                .into_bytes(),
+        );
+        let repository_q =
+            percent_encoding::utf8_percent_encode(repository, percent_encoding::NON_ALPHANUMERIC);
+        format!(
+            "/_ecrd/layers/{}/{}/{digest}?repository={repository_q}&expires={expires}&signature={signature}",
+            scope.account, scope.region
+        )
+    }
+
+    /// Checks a download URL's signature (in constant time) and expiry.
+    pub fn verify_download(
+        &self,
+        scope: &Scope,
+        repository: &str,
+        digest: &str,
+        expires: i64,
+        signature: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), TokenError> {
+        let signature = hex::decode(signature).map_err(|_| TokenError::Invalid)?;
+        self.download_mac(scope, repository, digest, expires)
+            .verify_slice(&signature)
+            .map_err(|_| TokenError::Invalid)?;
+        if now.unix_timestamp() >= expires {
+            return Err(TokenError::Expired);
+        }
+        Ok(())
+    }
+}
+
 /// `authorizationToken` as ECR returns it: base64 of `AWS:<password>`.
 pub fn authorization_token(password: &str) -> String {
     STANDARD.encode(format!("AWS:{password}"))
@@ -179,6 +247,44 @@ mod tests {
         env.payload = STANDARD.encode(serde_json::to_vec(&c).unwrap());
         let forged = STANDARD.encode(serde_json::to_vec(&env).unwrap());
         assert_eq!(signer.verify(&forged, now), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn download_urls() {
+        let signer = TokenSigner::random();
+        let now = OffsetDateTime::now_utc();
+        let path = signer.download_path(&scope(), "team/app", "sha256:abc", now);
+        assert!(path.starts_with(
+            "/_ecrd/layers/111111111111/eu-west-1/sha256:abc?repository=team%2Fapp&expires="
+        ));
+        let query: std::collections::HashMap<&str, &str> = path
+            .split_once('?')
+            .unwrap()
+            .1
+            .split('&')
+            .map(|kv| kv.split_once('=').unwrap())
+            .collect();
+        let expires: i64 = query["expires"].parse().unwrap();
+        let sig = query["signature"];
+        assert_eq!(
+            signer.verify_download(&scope(), "team/app", "sha256:abc", expires, sig, now),
+            Ok(())
+        );
+        assert_eq!(
+            signer.verify_download(&scope(), "team/other", "sha256:abc", expires, sig, now),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            signer.verify_download(
+                &scope(),
+                "team/app",
+                "sha256:abc",
+                expires,
+                sig,
+                now + Duration::hours(2)
+            ),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
