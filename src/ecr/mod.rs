@@ -7,6 +7,7 @@ pub mod arn;
 pub mod clock;
 pub mod error;
 pub mod images;
+pub mod lifecycle;
 pub mod manifest;
 pub mod names;
 pub mod records;
