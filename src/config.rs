@@ -32,6 +32,12 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_PORT", default_value_t = 4566)]
     pub port: u16,
 
+    /// Keep all state (metadata, blobs, uploads, the token secret) in this
+    /// directory, so it survives restarts. Default: in memory, gone on exit.
+    /// One ecrd process at a time may use a directory.
+    #[arg(long, env = "ECRD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
     /// Host (and port) that repository URIs and `proxyEndpoint` name.
     /// `{account}`, `{region}` and `{port}` are replaced, so
     /// `{account}.dkr.ecr.{region}.amazonaws.com` gives AWS-shaped URIs.
@@ -56,14 +62,27 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_AUTH", value_enum, default_value_t = AuthMode::Strict)]
     pub auth: AuthMode,
 
+    /// Answer registry blob GETs with a 307 redirect to a short-lived signed
+    /// URL served by ecrd (as ECR redirects to presigned S3 URLs). With
+    /// `--blob-redirect=false`, serve the bytes directly on `/v2/`.
+    #[arg(long, env = "ECRD_BLOB_REDIRECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub blob_redirect: bool,
+
     /// Largest control-plane request body accepted, in bytes.
     #[arg(long, env = "ECRD_MAX_API_BODY", default_value_t = 64 * 1024 * 1024)]
     pub max_api_body: usize,
 
-    /// Secret that signs registry passwords (hex or any string). Default: a
-    /// random secret per process, so tokens die with the process.
+    /// Secret that signs registry passwords (hex or any string). Default:
+    /// with `--data-dir`, a random secret kept in `DIR/token-secret`, so
+    /// passwords survive restarts; without, a random secret per process.
     #[arg(long, env = "ECRD_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
+
+    /// Seconds between background runs of every repository's lifecycle
+    /// policy (by ecrd's clock's ages); 0 disables them. `POST
+    /// /_ecrd/lifecycle/evaluate` runs them on demand either way.
+    #[arg(long, env = "ECRD_LIFECYCLE_INTERVAL", default_value_t = 300)]
+    pub lifecycle_interval: u64,
 
     /// Log format.
     #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -85,14 +104,17 @@ impl ServeConfig {
         ServeConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
+            data_dir: None,
             registry_host: None,
             default_account: "000000000000".to_string(),
             credentials: None,
             credentials_file: None,
             auth: AuthMode::Strict,
             max_api_body: 64 * 1024 * 1024,
+            blob_redirect: true,
             token_secret: None,
             log_format: LogFormat::Text,
+            lifecycle_interval: 0,
         }
     }
 }

@@ -6,6 +6,9 @@
 //! - `GET /_ecrd/health`: version, uptime, backend;
 //! - `POST /_ecrd/reset`: drops all state;
 //! - `GET|POST /_ecrd/clock`: reads or moves ecrd's clock;
+//! - `POST /_ecrd/lifecycle/evaluate`: runs lifecycle policies now (all
+//!   repositories, or those `registryId` / `region` / `repositoryName` name,
+//!   as a JSON body or query parameters) and lists what they did;
 //! - `POST /moto-api/reset` and `GET /_localstack/health`: the conventions
 //!   existing test harnesses already call.
 
@@ -29,9 +32,11 @@ use crate::ecr::clock::Clock;
 use crate::ecr::names::AccountId;
 use crate::ecr::Ecr;
 use crate::store::blobs::BlobStore;
+use crate::store::disk::{DataDir, DiskStore};
+use crate::store::disk_blobs::DiskBlobStore;
 use crate::store::memory::MemoryStore;
 use crate::store::memory_blobs::MemoryBlobStore;
-use crate::store::MetadataStore;
+use crate::store::{MetadataStore, StoreError};
 
 /// Everything a request handler can reach.
 pub struct AppState {
@@ -50,6 +55,10 @@ pub enum StartError {
     DefaultAccount(String),
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// The data directory cannot be opened (locked, unreadable, corrupt,
+    /// or of an unknown version); the message names the path.
+    #[error("{}", .0.0)]
+    Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -70,17 +79,30 @@ impl AppState {
         if let Some(path) = &config.credentials_file {
             credentials.add_file(path)?;
         }
-        let tokens = match &config.token_secret {
-            Some(secret) => TokenSigner::new(secret.as_bytes().to_vec()),
-            None => TokenSigner::random(),
+        let data_dir = match &config.data_dir {
+            Some(path) => Some(DataDir::open(path)?),
+            None => None,
+        };
+        let tokens = match (&config.token_secret, &data_dir) {
+            (Some(secret), _) => TokenSigner::new(secret.as_bytes().to_vec()),
+            (None, Some(dir)) => TokenSigner::new(dir.token_secret()?),
+            (None, None) => TokenSigner::random(),
         };
         let registry_host = config
             .registry_host
             .clone()
             .unwrap_or_else(|| "localhost:{port}".to_string())
             .replace("{port}", &port.to_string());
-        let store: Arc<dyn MetadataStore> = Arc::new(MemoryStore::new());
-        let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+        let (store, blobs): (Arc<dyn MetadataStore>, Arc<dyn BlobStore>) = match data_dir {
+            Some(dir) => (
+                Arc::new(DiskStore::open(dir.clone())?),
+                Arc::new(DiskBlobStore::open(dir)?),
+            ),
+            None => (
+                Arc::new(MemoryStore::new()),
+                Arc::new(MemoryBlobStore::new()),
+            ),
+        };
         let ecr = Arc::new(Ecr::new(
             store,
             blobs,
@@ -105,8 +127,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_ecrd/health", get(health))
         .route("/_ecrd/reset", post(reset))
         .route("/_ecrd/clock", get(get_clock).post(set_clock))
+        .route("/_ecrd/lifecycle/evaluate", post(evaluate_lifecycle))
         .route("/moto-api/reset", post(reset))
         .route("/_localstack/health", get(localstack_health))
+        .merge(crate::oci::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -189,6 +213,70 @@ async fn set_clock(State(app): State<Arc<AppState>>, body: axum::body::Bytes) ->
     Json(clock_body(&app)).into_response()
 }
 
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct LifecycleEvaluation {
+    registry_id: Option<String>,
+    region: Option<String>,
+    repository_name: Option<String>,
+}
+
+async fn evaluate_lifecycle(
+    State(app): State<Arc<AppState>>,
+    query: Result<
+        axum::extract::Query<LifecycleEvaluation>,
+        axum::extract::rejection::QueryRejection,
+    >,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::ecr::error::{EcrError, ErrorKind};
+    use crate::ecr::lifecycle_runs::LifecycleTarget;
+    let failed = |e: EcrError| {
+        let status = match e.kind {
+            ErrorKind::RepositoryNotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Server => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        (
+            status,
+            Json(json!({ "__type": e.kind.code(), "message": e.message })),
+        )
+            .into_response()
+    };
+    let from_query = match query {
+        Ok(q) => q.0,
+        Err(e) => return failed(EcrError::new(ErrorKind::InvalidParameter, e.body_text())),
+    };
+    let from_body: LifecycleEvaluation = if body.iter().all(u8::is_ascii_whitespace) {
+        LifecycleEvaluation::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return failed(EcrError::new(
+                ErrorKind::InvalidParameter,
+                format!("expected {{\"registryId\", \"region\", \"repositoryName\"}} (each optional): {e}"),
+            )),
+        }
+    };
+    let target = match LifecycleTarget::parse(
+        from_body.registry_id.or(from_query.registry_id).as_deref(),
+        from_body.region.or(from_query.region).as_deref(),
+        from_body
+            .repository_name
+            .or(from_query.repository_name)
+            .as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => return failed(e),
+    };
+    let ecr = app.ecr.clone();
+    match tokio::task::spawn_blocking(move || ecr.run_lifecycle(&target)).await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(EcrError::new(ErrorKind::Server, e.to_string())),
+    }
+}
+
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -231,9 +319,20 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let lifecycle = match self.state.config.lifecycle_interval {
+            0 => None,
+            seconds => Some(tokio::spawn(crate::ecr::lifecycle_runs::run_periodically(
+                self.state.ecr.clone(),
+                std::time::Duration::from_secs(seconds),
+            ))),
+        };
         let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
-        axum::serve(self.listener, app)
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        if let Some(task) = lifecycle {
+            task.abort();
+        }
+        served
     }
 }

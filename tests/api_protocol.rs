@@ -133,7 +133,7 @@ async fn operator_endpoints() {
             .await
             .unwrap();
         assert_eq!(health["status"], "ok");
-        assert_eq!(health["backend"], "memory");
+        assert_eq!(health["backend"], backend.name());
         assert!(health["version"].is_string());
         assert!(health["uptimeSeconds"].is_number());
         let ls: serde_json::Value = http

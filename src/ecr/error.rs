@@ -33,6 +33,11 @@ pub enum ErrorKind {
     EmptyUpload,
     LayerInaccessible,
     UnsupportedImageType,
+    ImageArchived,
+    ImageStorageClassUpdateNotSupported,
+    LifecyclePolicyNotFound,
+    LifecyclePolicyPreviewInProgress,
+    LifecyclePolicyPreviewNotFound,
 }
 
 impl ErrorKind {
@@ -61,6 +66,15 @@ impl ErrorKind {
             ErrorKind::EmptyUpload => "EmptyUploadException",
             ErrorKind::LayerInaccessible => "LayerInaccessibleException",
             ErrorKind::UnsupportedImageType => "UnsupportedImageTypeException",
+            ErrorKind::ImageArchived => "ImageArchivedException",
+            ErrorKind::ImageStorageClassUpdateNotSupported => {
+                "ImageStorageClassUpdateNotSupportedException"
+            }
+            ErrorKind::LifecyclePolicyNotFound => "LifecyclePolicyNotFoundException",
+            ErrorKind::LifecyclePolicyPreviewInProgress => {
+                "LifecyclePolicyPreviewInProgressException"
+            }
+            ErrorKind::LifecyclePolicyPreviewNotFound => "LifecyclePolicyPreviewNotFoundException",
         }
     }
 
@@ -88,6 +102,11 @@ impl ErrorKind {
         ErrorKind::EmptyUpload,
         ErrorKind::LayerInaccessible,
         ErrorKind::UnsupportedImageType,
+        ErrorKind::ImageArchived,
+        ErrorKind::ImageStorageClassUpdateNotSupported,
+        ErrorKind::LifecyclePolicyNotFound,
+        ErrorKind::LifecyclePolicyPreviewInProgress,
+        ErrorKind::LifecyclePolicyPreviewNotFound,
     ];
 }
 

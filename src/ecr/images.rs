@@ -166,6 +166,8 @@ impl Ecr {
             scope: scope.clone(),
             repository: repo.to_string(),
             started_at_ms: now_ms(self),
+            last_part_size: None,
+            undersized_part: None,
         };
         let mut tx = self.store.write()?;
         save(&mut *tx, Table::Uploads, &id, &record)?;
@@ -473,6 +475,8 @@ impl Ecr {
                     .map(|d| d.digest.clone())
                     .collect(),
                 status: "ACTIVE".to_string(),
+                last_archived_ms: None,
+                last_activated_ms: None,
             },
         };
         if let Some(tag) = tag {
@@ -608,10 +612,14 @@ impl Ecr {
         };
         if !record_pull {
             let tx = self.store.read()?;
-            return load_image(&*tx)?.ok_or_else(not_found);
+            let mut image = load_image(&*tx)?.ok_or_else(not_found)?;
+            super::lifecycle_runs::resolve_storage(&mut image, now_ms(self));
+            return Ok(image);
         }
         let mut tx = self.store.write()?;
         let mut image = load_image(&*tx)?.ok_or_else(not_found)?;
+        // Archived (or still restoring) images cannot be pulled.
+        super::lifecycle_runs::ensure_pullable(&mut image, now_ms(self), scope, repo, reference)?;
         image.last_pulled_ms = Some(now_ms(self));
         save(
             &mut *tx,

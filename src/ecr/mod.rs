@@ -6,8 +6,10 @@
 pub mod arn;
 pub mod clock;
 pub mod error;
+pub mod image_queries;
 pub mod images;
 pub mod lifecycle;
+pub mod lifecycle_runs;
 pub mod manifest;
 pub mod names;
 pub mod records;

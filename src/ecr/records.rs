@@ -36,6 +36,15 @@ pub struct RepositoryRecord {
     pub kms_key: Option<String>,
     #[serde(default)]
     pub tags: Vec<ResourceTag>,
+    /// The lifecycle policy text as put (validated by `lifecycle::Policy`).
+    #[serde(default)]
+    pub lifecycle_policy: Option<String>,
+    /// When the lifecycle policy was last put, epoch milliseconds.
+    #[serde(default)]
+    pub lifecycle_policy_updated_ms: Option<i64>,
+    /// When the lifecycle policy last ran on the repository.
+    #[serde(default)]
+    pub lifecycle_last_evaluated_ms: Option<i64>,
 }
 
 /// Registry-wide configuration of one account and region.
@@ -75,6 +84,16 @@ pub struct ImageRecord {
     /// `ACTIVE`, `ARCHIVED` or `ACTIVATING`.
     #[serde(default = "active")]
     pub status: String,
+    /// When the image last moved to the archive storage class (ECR's
+    /// `lastArchivedAt`; `sinceImageTransitioned` counts from it).
+    #[serde(default)]
+    pub last_archived_ms: Option<i64>,
+    /// When the image's latest restore from archive completes or completed
+    /// (ECR's `lastActivatedAt`). While the clock is before it, an
+    /// `ACTIVATING` image is still being restored; see
+    /// `lifecycle_runs::effective_status`.
+    #[serde(default)]
+    pub last_activated_ms: Option<i64>,
 }
 
 fn active() -> String {
@@ -95,4 +114,12 @@ pub struct UploadRecord {
     pub scope: super::names::Scope,
     pub repository: String,
     pub started_at_ms: i64,
+    /// UploadLayerPart only: the size of the latest part received.
+    #[serde(default)]
+    pub last_part_size: Option<u64>,
+    /// UploadLayerPart only: the size of a part below ECR's minimum part
+    /// size that turned out not to be the last one (CompleteLayerUpload then
+    /// answers LayerPartTooSmallException).
+    #[serde(default)]
+    pub undersized_part: Option<u64>,
 }

@@ -230,6 +230,9 @@ impl Ecr {
             encryption_type,
             kms_key,
             tags,
+            lifecycle_policy: None,
+            lifecycle_policy_updated_ms: None,
+            lifecycle_last_evaluated_ms: None,
         };
         let key = repository_key(scope, name.as_str());
         let mut tx = self.store.write()?;

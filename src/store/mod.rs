@@ -10,6 +10,8 @@
 //! conformance suite (`store::conformance`).
 
 pub mod blobs;
+pub mod disk;
+pub mod disk_blobs;
 pub mod memory;
 pub mod memory_blobs;
 
@@ -37,6 +39,9 @@ pub enum Table {
     Uploads,
     /// `<account>/<region>/<repository>@<subject digest>><referrer digest>` → descriptor.
     Referrers,
+    /// `<account>/<region>/<repository>` → the repository's latest lifecycle
+    /// policy preview.
+    LifecyclePreviews,
 }
 
 impl Table {
@@ -49,6 +54,7 @@ impl Table {
         Table::Layers,
         Table::Uploads,
         Table::Referrers,
+        Table::LifecyclePreviews,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +67,7 @@ impl Table {
             Table::Layers => "layers",
             Table::Uploads => "uploads",
             Table::Referrers => "referrers",
+            Table::LifecyclePreviews => "lifecycle_previews",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Test harness: starts ecrd in-process on an ephemeral loopback port and
 //! builds real clients (the AWS SDK for Rust) pointed at it.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
@@ -12,15 +13,30 @@ use ecrd::{AppState, ServeConfig, Server};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Memory,
+    /// `--data-dir` on a fresh temporary directory.
+    Disk,
 }
 
-pub const BACKENDS: &[Backend] = &[Backend::Memory];
+pub const BACKENDS: &[Backend] = &[Backend::Memory, Backend::Disk];
+
+impl Backend {
+    /// What `/_ecrd/health` reports as `backend`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+            Backend::Disk => "disk",
+        }
+    }
+}
 
 pub struct TestServer {
     pub url: String,
     pub port: u16,
     pub state: Arc<AppState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The data directory of a Disk server, removed when the server is.
+    data_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for TestServer {
@@ -38,15 +54,22 @@ impl TestServer {
 
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig::for_tests();
-        match backend {
-            Backend::Memory => {}
-        }
         configure(&mut config);
+        let data_dir = match backend {
+            Backend::Memory => None,
+            // A test that names its own directory (to restart on it) keeps it.
+            Backend::Disk if config.data_dir.is_some() => None,
+            Backend::Disk => {
+                let dir = tempfile::tempdir().expect("temporary data directory");
+                config.data_dir = Some(dir.path().to_path_buf());
+                Some(dir)
+            }
+        };
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr().unwrap();
         let state = server.state();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server.run(async move {
+        let task = tokio::spawn(server.run(async move {
             let _ = rx.await;
         }));
         TestServer {
@@ -54,6 +77,34 @@ impl TestServer {
             port: addr.port(),
             state,
             shutdown: Some(tx),
+            task: Some(task),
+            data_dir,
+        }
+    }
+
+    /// Shuts the server down and waits until its state (and so a data
+    /// directory's lock) is released, so another server can open the same
+    /// directory. Clones of `state` held elsewhere must be dropped first.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .expect("server stops within 10 s")
+                .expect("server task")
+                .expect("server ran");
+        }
+        let weak = Arc::downgrade(&self.state);
+        drop(self);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while weak.strong_count() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server state still referenced 10 s after shutdown"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 

@@ -4,6 +4,9 @@
 
 pub mod account;
 pub mod auth;
+pub mod images;
+pub mod layers;
+pub mod lifecycle;
 pub mod repositories;
 
 use super::error::ApiError;
@@ -28,6 +31,29 @@ pub async fn dispatch(operation: Operation, ctx: Ctx, body: &[u8]) -> Result<Vec
         Op::DescribeRegistry => call(ctx, body, account::describe_registry).await,
         Op::GetAccountSetting => call(ctx, body, account::get_account_setting).await,
         Op::PutAccountSetting => call(ctx, body, account::put_account_setting).await,
+        Op::InitiateLayerUpload => call(ctx, body, layers::initiate_layer_upload).await,
+        Op::UploadLayerPart => call(ctx, body, layers::upload_layer_part).await,
+        Op::CompleteLayerUpload => call(ctx, body, layers::complete_layer_upload).await,
+        Op::BatchCheckLayerAvailability => {
+            call(ctx, body, layers::batch_check_layer_availability).await
+        }
+        Op::GetDownloadUrlForLayer => call(ctx, body, layers::get_download_url_for_layer).await,
+        Op::PutImage => call(ctx, body, images::put_image).await,
+        Op::BatchGetImage => call(ctx, body, images::batch_get_image).await,
+        Op::BatchDeleteImage => call(ctx, body, images::batch_delete_image).await,
+        Op::ListImages => call(ctx, body, images::list_images).await,
+        Op::DescribeImages => call(ctx, body, images::describe_images).await,
+        Op::ListImageReferrers => call(ctx, body, images::list_image_referrers).await,
+        Op::PutLifecyclePolicy => call(ctx, body, lifecycle::put_lifecycle_policy).await,
+        Op::GetLifecyclePolicy => call(ctx, body, lifecycle::get_lifecycle_policy).await,
+        Op::DeleteLifecyclePolicy => call(ctx, body, lifecycle::delete_lifecycle_policy).await,
+        Op::StartLifecyclePolicyPreview => {
+            call(ctx, body, lifecycle::start_lifecycle_policy_preview).await
+        }
+        Op::GetLifecyclePolicyPreview => {
+            call(ctx, body, lifecycle::get_lifecycle_policy_preview).await
+        }
+        Op::UpdateImageStorageClass => call(ctx, body, lifecycle::update_image_storage_class).await,
         other => Err(ApiError::not_implemented(other.name())),
     }
 }

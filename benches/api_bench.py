@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Control-plane benchmark: ecrd vs moto's server, side by side in one run.
+
+    python3 benches/api_bench.py                 # builds target/release/ecrd first
+    python3 benches/api_bench.py --duration 20 --connections 32
+    python3 benches/api_bench.py --no-build --ecrd-bin target/release/ecrd
+
+What it measures:
+- DescribeRepositories requests/s, p50 and p99 latency, for ecrd and for
+  `moto_server`, with the same load generator and settings. Each request is
+  SigV4-signed once with botocore and the same headers are replayed (a
+  signature stays valid for 15 minutes and neither server does replay
+  protection), so the load generator does not pay for signing but the server
+  does pay for verifying: ecrd checks every signature (`--auth strict`, the
+  default), moto checks none.
+- ecrd start-to-first-answer: spawn -> first 200 from /_ecrd/health (median
+  of N runs), and idle RSS (VmRSS from /proc/<pid>/status after start).
+
+The load generator is `wrk` (apt-get install wrk) when installed, else a
+threaded keep-alive `http.client` loop (much slower: the Python client then
+limits ecrd's number, so the ratio is a lower bound).
+
+Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import http.client
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TARGET = "AmazonEC2ContainerRegistry_V20150921."
+REPO_NAME = "bench/app"
+
+
+# ---------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def ecrd_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECRD_")}
+    return env
+
+
+def start_ecrd(binary: Path, log: str | None = None) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = ecrd_env()
+    if log is not None:
+        env["ECRD_LOG"] = log
+    proc = subprocess.Popen(
+        [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_http_ok(f"http://127.0.0.1:{port}/_ecrd/health", 15, proc)
+    return proc, port
+
+
+def start_moto() -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    exe = shutil.which("moto_server")
+    cmd = [exe] if exe else [sys.executable, "-m", "moto.server"]
+    proc = subprocess.Popen(
+        [*cmd, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_http_ok(f"http://127.0.0.1:{port}/moto-api/", 60, proc)
+    return proc, port
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------- requests
+
+
+def signed_request(port: int, operation: str, body: bytes) -> dict:
+    """Headers of a SigV4-signed `POST /` (test/test, us-east-1), for replay."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = f"http://127.0.0.1:{port}/"
+    request = AWSRequest(
+        method="POST", url=url, data=body,
+        headers={"X-Amz-Target": TARGET + operation,
+                 "Content-Type": "application/x-amz-json-1.1"},
+    )
+    SigV4Auth(Credentials("test", "test"), "ecr", "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
+def call(port: int, operation: str, body: bytes) -> tuple[int, bytes]:
+    headers = signed_request(port, operation, body)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body, headers=headers,
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def prepare(port: int) -> bytes:
+    status, raw = call(port, "CreateRepository", json.dumps({"repositoryName": REPO_NAME}).encode())
+    if status != 200:
+        raise RuntimeError(f"CreateRepository on port {port}: {status} {raw[:300]!r}")
+    body = json.dumps({"repositoryNames": [REPO_NAME]}).encode()
+    status, raw = call(port, "DescribeRepositories", body)
+    names = [r["repositoryName"] for r in json.loads(raw).get("repositories", [])]
+    if status != 200 or names != [REPO_NAME]:
+        raise RuntimeError(f"DescribeRepositories on port {port}: {status} {raw[:300]!r}")
+    return body
+
+
+# ---------------------------------------------------------------- load generators
+
+WRK_DONE = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRKJSON {\"requests\":%d,\"duration_us\":%d,\"p50_us\":%d,\"p99_us\":%d," ..
+    "\"non2xx\":%d,\"socket_errors\":%d}\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def lua_string(s: str) -> str:
+    # A JSON string of ASCII text is also a valid Lua string literal.
+    return json.dumps(s, ensure_ascii=True)
+
+
+def run_wrk(port: int, body: bytes, duration: int, connections: int, threads: int) -> dict:
+    headers = signed_request(port, "DescribeRepositories", body)
+    script = ['wrk.method = "POST"', f"wrk.body = {lua_string(body.decode())}"]
+    for k, v in headers.items():
+        script.append(f"wrk.headers[{lua_string(k)}] = {lua_string(v)}")
+    script.append(WRK_DONE)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write("\n".join(script))
+        path = f.name
+    try:
+        result = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+             "-s", path, f"http://127.0.0.1:{port}/"],
+            capture_output=True, text=True, check=True,
+        )
+    finally:
+        os.unlink(path)
+    line = next((l for l in result.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no summary:\n{result.stdout}\n{result.stderr}")
+    r = json.loads(line[len("WRKJSON "):])
+    return {
+        "rps": r["requests"] / (r["duration_us"] / 1e6),
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "requests": r["requests"],
+        "errors": r["non2xx"] + r["socket_errors"],
+    }
+
+
+def run_python_client(port: int, body: bytes, duration: int, connections: int) -> dict:
+    headers = signed_request(port, "DescribeRepositories", body)
+    stop_at = time.monotonic() + duration
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    errors = [0] * connections
+
+    def worker(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        mine = latencies[i]
+        while time.monotonic() < stop_at:
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    errors[i] += 1
+            except OSError:
+                errors[i] += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                continue
+            mine.append(time.perf_counter() - t0)
+        conn.close()
+
+    started = time.monotonic()
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.monotonic() - started
+    all_latencies = sorted(x for l in latencies for x in l)
+    n = len(all_latencies)
+    return {
+        "rps": n / elapsed,
+        "p50_ms": all_latencies[n // 2] * 1000 if n else float("nan"),
+        "p99_ms": all_latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
+        "requests": n,
+        "errors": sum(errors),
+    }
+
+
+def load(port: int, body: bytes, args) -> dict:
+    if args.generator == "wrk":
+        # A short warm-up, then the measured run.
+        run_wrk(port, body, 2, args.connections, args.threads)
+        return run_wrk(port, body, args.duration, args.connections, args.threads)
+    return run_python_client(port, body, args.duration, args.connections)
+
+
+# ---------------------------------------------------------------- startup
+
+
+def startup_times(binary: Path, runs: int) -> tuple[list[float], list[int]]:
+    times, rss = [], []
+    for _ in range(runs):
+        port = free_port()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=ecrd_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"ecrd exited with {proc.returncode}")
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                try:
+                    conn.request("GET", "/_ecrd/health")
+                    if conn.getresponse().status == 200:
+                        times.append(time.perf_counter() - t0)
+                        break
+                except OSError:
+                    pass
+                finally:
+                    conn.close()
+                time.sleep(0.0005)
+            time.sleep(0.5)
+            rss.append(rss_kib(proc.pid))
+        finally:
+            stop(proc)
+    return times, rss
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ecrd-bin", default=str(REPO_ROOT / "target/release/ecrd"))
+    parser.add_argument("--no-build", action="store_true",
+                        help="do not run `cargo build --release --bin ecrd` first")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per load run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--startup-runs", type=int, default=10)
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--skip-moto", action="store_true")
+    args = parser.parse_args()
+
+    if args.generator == "auto":
+        args.generator = "wrk" if shutil.which("wrk") else "python"
+        if args.generator == "python":
+            print("note: wrk not found (apt-get install wrk); using the slower Python client",
+                  file=sys.stderr)
+
+    binary = Path(args.ecrd_bin)
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--bin", "ecrd"], cwd=REPO_ROOT, check=True)
+    if not binary.is_file():
+        print(f"no ecrd binary at {binary}", file=sys.stderr)
+        return 2
+
+    times, rss = startup_times(binary, args.startup_runs)
+
+    # name -> (label, how to start it). Each server runs alone while loaded.
+    servers = {
+        "ecrd": ("ecrd, defaults (SigV4 verified, request log at info)",
+                 lambda: start_ecrd(binary)),
+        "ecrd-quiet": ("ecrd, ECRD_LOG=warn (SigV4 verified, no request log)",
+                       lambda: start_ecrd(binary, log="warn")),
+    }
+    if not args.skip_moto:
+        servers["moto"] = ("moto_server (no SigV4 check)", start_moto)
+
+    results: dict[str, dict] = {}
+    idle_rss = 0
+    for name, (_label, starter) in servers.items():
+        proc, port = starter()
+        try:
+            if name == "ecrd":
+                idle_rss = rss_kib(proc.pid)
+            body = prepare(port)
+            print(f"loading {name} ({args.generator}, {args.connections} connections, "
+                  f"{args.duration}s)...", file=sys.stderr, flush=True)
+            results[name] = load(port, body, args)
+            results[name]["rss_after_mib"] = rss_kib(proc.pid) / 1024
+        finally:
+            stop(proc)
+
+    cpu = platform.processor() or platform.machine()
+    print()
+    print(f"Date: {datetime.date.today().isoformat()}; machine: {os.cpu_count()} cores, {cpu}; "
+          f"load generator: {args.generator} ({args.connections} connections, "
+          f"{args.duration}s, keep-alive, replayed SigV4 headers); operation: "
+          f"DescribeRepositories of one repository")
+    print()
+    print("| server | req/s | p50 latency | p99 latency | errors | RSS after load |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        label = servers[name][0]
+        print(f"| {label} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | "
+              f"{r['errors']} | {r['rss_after_mib']:.1f} MiB |")
+    if "moto" in results and results["moto"]["rps"] > 0:
+        ratio = results["ecrd"]["rps"] / results["moto"]["rps"]
+        print(f"| **ratio ecrd (defaults) / moto** | **{ratio:,.0f}x** | | | | |")
+    print()
+    print("| ecrd process | value |")
+    print("|---|---:|")
+    print(f"| start to first answer (median of {len(times)}) | "
+          f"{statistics.median(times) * 1000:.1f} ms |")
+    print(f"| start to first answer (min / max) | {min(times) * 1000:.1f} / "
+          f"{max(times) * 1000:.1f} ms |")
+    print(f"| idle RSS (median of {len(rss)} fresh starts) | {statistics.median(rss) / 1024:.1f} MiB |")
+    print(f"| idle RSS (benchmark instance, before load) | {idle_rss / 1024:.1f} MiB |")
+    bad = [name for name, r in results.items() if r["errors"]]
+    if bad:
+        print(f"\nwarning: non-2xx or socket errors from {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+//! PutImage, BatchGetImage, BatchDeleteImage, ListImages, DescribeImages,
+//! ListImageReferrers.
+
+use crate::api::model::{
+    BatchDeleteImageRequest, BatchDeleteImageResponse, BatchGetImageRequest, BatchGetImageResponse,
+    DescribeImagesRequest, DescribeImagesResponse, Image, ImageDetail, ImageFailure as WireFailure,
+    ImageIdentifier, ImageReferrer, ListImageReferrersRequest, ListImageReferrersResponse,
+    ListImagesRequest, ListImagesResponse, PutImageRequest, PutImageResponse, Timestamp,
+};
+use crate::api::Ctx;
+use crate::ecr::error::EcrResult;
+use crate::ecr::image_queries::{
+    DescribedImage, ImageFailure, ImageFilter, ImageId, ReferrerQuery, TagStatus,
+};
+use crate::ecr::names::Scope;
+use crate::ecr::records::ImageRecord;
+use crate::ecr::repositories::parse_name;
+
+fn timestamp(ms: i64) -> Timestamp {
+    Timestamp(ms as f64 / 1000.0)
+}
+
+fn domain_id(id: ImageIdentifier) -> ImageId {
+    ImageId {
+        digest: id.image_digest,
+        tag: id.image_tag,
+    }
+}
+
+fn wire_id(id: ImageId) -> ImageIdentifier {
+    ImageIdentifier {
+        image_digest: id.digest,
+        image_tag: id.tag,
+    }
+}
+
+fn wire_failures(failures: Vec<ImageFailure>) -> Vec<WireFailure> {
+    failures
+        .into_iter()
+        .map(|f| WireFailure {
+            image_id: Some(wire_id(f.id)),
+            failure_code: Some(f.code.to_string()),
+            failure_reason: Some(f.reason),
+        })
+        .collect()
+}
+
+fn image_shape(scope: &Scope, repo: &str, id: ImageId, image: ImageRecord) -> Image {
+    Image {
+        registry_id: Some(scope.account.to_string()),
+        repository_name: Some(repo.to_string()),
+        image_id: Some(wire_id(id)),
+        image_manifest: Some(image.manifest),
+        image_manifest_media_type: Some(image.media_type),
+    }
+}
+
+fn detail_shape(scope: &Scope, repo: &str, described: DescribedImage) -> ImageDetail {
+    let image = described.image;
+    ImageDetail {
+        registry_id: Some(scope.account.to_string()),
+        repository_name: Some(repo.to_string()),
+        image_digest: Some(image.digest.to_string()),
+        image_tags: (!image.tags.is_empty()).then_some(image.tags),
+        image_size_in_bytes: Some(described.size_in_bytes),
+        image_pushed_at: Some(timestamp(image.pushed_at_ms)),
+        image_manifest_media_type: Some(image.media_type),
+        artifact_media_type: image.artifact_type,
+        last_recorded_pull_time: image.last_pulled_ms.map(timestamp),
+        subject_manifest_digest: image.subject.map(|d| d.to_string()),
+        image_status: Some(image.status),
+        ..Default::default()
+    }
+}
+
+pub async fn put_image(ctx: Ctx, input: PutImageRequest) -> EcrResult<PutImageResponse> {
+    let scope = ctx.registry(input.registry_id.as_ref());
+    let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
+    let image = ctx.app.ecr.put_image(
+        &scope,
+        &repo,
+        input.image_manifest.as_deref().unwrap_or_default(),
+        input.image_manifest_media_type.as_deref(),
+        input.image_tag.as_deref(),
+        input.image_digest.as_deref(),
+    )?;
+    let id = ImageId::of(&image.digest, input.image_tag.as_deref());
+    Ok(PutImageResponse {
+        image: Some(image_shape(&scope, repo.as_str(), id, image)),
+    })
+}
+
+pub async fn batch_get_image(
+    ctx: Ctx,
+    input: BatchGetImageRequest,
+) -> EcrResult<BatchGetImageResponse> {
+    let scope = ctx.registry(input.registry_id.as_ref());
+    let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
+    let ids: Vec<ImageId> = input
+        .image_ids
+        .unwrap_or_default()
+        .into_iter()
+        .map(domain_id)
+        .collect();
+    // acceptedMediaTypes: ECR answers with the manifest as stored when it
+    // cannot convert it to an accepted type, and ecrd never converts.
+    let (found, failures) = ctx.app.ecr.batch_get_images(&scope, &repo, &ids)?;
+    Ok(BatchGetImageResponse {
+        images: Some(
+            found
+                .into_iter()
+                .map(|f| image_shape(&scope, repo.as_str(), f.id, f.image))
+                .collect(),
+        ),
+        failures: Some(wire_failures(failures)),
+    })
+}
+
+pub async fn batch_delete_image(
+    ctx: Ctx,
+    input: BatchDeleteImageRequest,
+) -> EcrResult<BatchDeleteImageResponse> {
+    let scope = ctx.registry(input.registry_id.as_ref());
+    let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
+    let ids: Vec<ImageId> = input
+        .image_ids
+        .unwrap_or_default()
+        .into_iter()
+        .map(domain_id)
+        .collect();
+    let (deleted, failures) = ctx.app.ecr.batch_delete_images(&scope, &repo, &ids)?;
+    Ok(BatchDeleteImageResponse {
+        image_ids: Some(deleted.into_iter().map(wire_id).collect()),
+        failures: Some(wire_failures(failures)),
+    })
+}
+
+pub async fn list_images(ctx: Ctx, input: ListImagesRequest) -> EcrResult<ListImagesResponse> {
+    let scope = ctx.registry(input.registry_id.as_ref());
+    let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
+    let filter = input.filter.unwrap_or_default();
+    let filter = ImageFilter {
+        tag_status: TagStatus::parse(filter.tag_status.as_deref()),
+        image_status: filter.image_status,
+    };
+    let page = ctx.app.ecr.list_image_ids(
+        &scope,
+        &repo,
+        &filter,
+        input.next_token.as_deref(),
+        input.max_results.map(|m| m.max(1) as usize),
+    )?;
+    Ok(ListImagesResponse {
+        image_ids: Some(page.items.into_iter().map(wire_id).collect()),
+        next_token: page.next_token,
+    })
+}
+
+pub async fn describe_images(
+    ctx: Ctx,
+    input: DescribeImagesRequest,
+) -> EcrResult<DescribeImagesResponse> {
+    let scope = ctx.registry(input.registry_id.as_ref());
+    let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
+    let filter = input.filter.unwrap_or_default();
+    let filter = ImageFilter {
+        tag_status: TagStatus::parse(filter.tag_status.as_deref()),
+        image_status: filter.image_status,
+    };
+    let ids: Option<Vec<ImageId>> = input
+        .image_ids
+        .map(|ids| ids.into_iter().map(domain_id).collect());
+    let page = ctx.app.ecr.describe_images(
+        &scope,
+        &repo,
+        ids.as_deref(),
+        &filter,
+        input.next_token.as_deref(),
+        input.max_results.map(|m| m.max(1) as usize),
+    )?;
+    Ok(DescribeImagesResponse {
+        image_details: Some(
+            page.items
+                .into_iter()
+                .map(|d| detail_shape(&scope, repo.as_str(), d))
+                .collect(),
+        ),
+        next_token: page.next_token,
+    })
+}
+
+pub async fn list_image_referrers(
+    ctx: Ctx,
+    input: ListImageReferrersRequest,
+) -> EcrResult<ListImageReferrersResponse> {
+    let scope = ctx.registry(input.registry_id.as_ref());
+    let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
+    let filter = input.filter.unwrap_or_default();
+    let subject = input
+        .subject_id
+        .and_then(|s| s.image_digest)
+        .unwrap_or_default();
+    let page = ctx.app.ecr.list_image_referrers(
+        &scope,
+        &repo,
+        &ReferrerQuery {
+            subject: &subject,
+            artifact_types: filter.artifact_types.as_deref().unwrap_or_default(),
+            artifact_status: filter.artifact_status.as_deref(),
+            next_token: input.next_token.as_deref(),
+            max_results: input.max_results.map(|m| m.max(1) as usize),
+        },
+    )?;
+    Ok(ListImageReferrersResponse {
+        referrers: Some(
+            page.items
+                .into_iter()
+                .map(|d| ImageReferrer {
+                    digest: Some(d.digest.to_string()),
+                    media_type: Some(d.media_type),
+                    artifact_type: d.artifact_type,
+                    size: Some(d.size),
+                    annotations: d.annotations.map(|a| {
+                        a.into_iter()
+                            .map(|(k, v)| match v {
+                                serde_json::Value::String(s) => (k, s),
+                                other => (k, other.to_string()),
+                            })
+                            .collect()
+                    }),
+                    artifact_status: Some("ACTIVE".to_string()),
+                })
+                .collect(),
+        ),
+        next_token: page.next_token,
+    })
+}

@@ -1,0 +1,101 @@
+//! Registry login, the way ECR does it: HTTP Basic with user `AWS` and the
+//! password GetAuthorizationToken issued (`aws ecr get-login-password`).
+//!
+//! The password is a signed token naming an account and a region; the
+//! registry a request reaches is the token's, so a token for one account
+//! never opens another's repositories. A request sent to an ECR-shaped host
+//! (`<account>.dkr.ecr.<region>.<anything>`) must name the token's registry.
+//! Without valid credentials the answer is 401 with the challenge ECR sends:
+//! `Www-Authenticate: Basic realm="<scheme>://<host>/",service="ecr.amazonaws.com"`.
+
+use std::sync::LazyLock;
+
+use axum::http::{header, HeaderMap};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use regex::Regex;
+
+use super::error::{OciError, OciResult};
+use crate::auth::token::{TokenClaims, TokenError};
+use crate::server::AppState;
+
+/// ECR's message for an expired registry password.
+pub const EXPIRED_MESSAGE: &str =
+    "Your authorization token has expired. Reauthenticate and try again.";
+
+static ECR_HOST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.").expect("host pattern compiles")
+});
+
+/// The request's host, as the client addressed it.
+pub fn request_host(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+}
+
+/// The Basic realm: the registry's own URL as the client reached it.
+fn realm(app: &AppState, headers: &HeaderMap) -> String {
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| *s == "https" || *s == "http")
+        .unwrap_or("http");
+    let host = request_host(headers)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("localhost:{}", app.config.port));
+    format!("{scheme}://{host}/")
+}
+
+/// Proves who is calling, from the Basic credentials.
+pub fn authenticate(app: &AppState, headers: &HeaderMap) -> OciResult<TokenClaims> {
+    let unauthorized =
+        |code, message: &str| OciError::unauthorized(code, message, &realm(app, headers));
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized("UNAUTHORIZED", "authentication required"));
+    };
+    let value = value.to_str().unwrap_or("");
+    let encoded = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => rest.trim(),
+        _ => {
+            return Err(unauthorized(
+                "UNAUTHORIZED",
+                "authentication required: use Basic credentials with user 'AWS' and the password from 'aws ecr get-login-password'",
+            ))
+        }
+    };
+    let decoded = STANDARD
+        .decode(encoded)
+        .ok()
+        .and_then(|d| String::from_utf8(d).ok());
+    let Some((user, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+        return Err(unauthorized("UNAUTHORIZED", "malformed Basic credentials"));
+    };
+    if user != "AWS" {
+        return Err(unauthorized("UNAUTHORIZED", "the user name must be 'AWS'"));
+    }
+    let claims = match app.tokens.verify(password, app.ecr.clock.now()) {
+        Ok(claims) => claims,
+        Err(TokenError::Expired) => return Err(unauthorized("DENIED", EXPIRED_MESSAGE)),
+        Err(TokenError::Invalid) => {
+            return Err(unauthorized(
+                "UNAUTHORIZED",
+                "The authorization token is invalid. Reauthenticate and try again.",
+            ))
+        }
+    };
+    if let Some(caps) = request_host(headers).and_then(|h| ECR_HOST.captures(h)) {
+        let (account, region) = (&caps[1], &caps[2]);
+        if account != claims.account.as_str() || region != claims.region.as_str() {
+            return Err(OciError::denied(format!(
+                "Your authorization token is for the registry '{}' in '{}' and does not grant access to the registry '{account}' in '{region}'",
+                claims.account, claims.region
+            )));
+        }
+    }
+    Ok(claims)
+}

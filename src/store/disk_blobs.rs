@@ -1,0 +1,1001 @@
+//! The disk blob store: one file per blob under `DIR/blobs/<alg>/<ab>/<hex>`,
+//! one file per upload session under `DIR/uploads/<uuid>`.
+//!
+//! Crash safety. A blob file only ever appears complete: an upload's bytes
+//! are fsynced, verified against the digest the client names, then renamed
+//! into place (an atomic step) and the blob's directory is fsynced, all
+//! before `finish_upload` returns. One-step `put`s go the same way through
+//! `DIR/tmp/`. Appends are not fsynced: after a crash an upload may hold
+//! fewer bytes than were acknowledged, which its size (the file's length)
+//! then says, so the client resumes from there or starts again; nothing
+//! unverified ever becomes a blob.
+//!
+//! Hashing. Each upload keeps its running SHA-256 in memory, so finishing a
+//! sha256 upload costs no re-read. After a restart (or a failed write whose
+//! extent is unknown) that state is rebuilt by hashing the file on demand.
+//! sha512 digests are verified by re-reading the file.
+//!
+//! Corruption. A whole-blob read hashes what it streams; if the bytes on disk
+//! no longer match their name, the stream ends in an error (the client sees
+//! a broken transfer, never a silently wrong blob) and the file is moved to
+//! `DIR/corrupt/`, so the blob reads as absent and a client can push it
+//! again. `verify`/`fsck` check blobs on demand. Ranged reads are not
+//! verified.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::blobs::{BlobError, BlobStore, ByteStream};
+use super::disk::DataDir;
+use super::StoreError;
+use crate::digest::{Algorithm, Digest, Hasher};
+
+/// Size of the chunks a stored blob is streamed out in.
+const READ_CHUNK: usize = 256 * 1024;
+/// Bytes of a request body gathered before they are handed to a write.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("{what} {}: {e}", path.display()))
+}
+
+fn join_error(e: tokio::task::JoinError) -> StoreError {
+    StoreError(format!("a blob store task failed: {e}"))
+}
+
+/// What this process knows of an upload's file.
+struct Known {
+    size: u64,
+    sha256: Hasher,
+}
+
+struct Session {
+    /// None until the file has been (re)hashed by this process.
+    known: Option<Known>,
+    /// Finished or cancelled: whoever still holds the session must not touch
+    /// the file.
+    gone: bool,
+}
+
+type SessionRef = Arc<tokio::sync::Mutex<Session>>;
+
+/// Blobs kept as files in a data directory.
+pub struct DiskBlobStore {
+    _dir: Arc<DataDir>,
+    blobs: PathBuf,
+    uploads: PathBuf,
+    tmp: PathBuf,
+    corrupt: PathBuf,
+    sessions: Mutex<HashMap<String, SessionRef>>,
+}
+
+impl DiskBlobStore {
+    /// Opens the blob directories of a data directory, creating them and
+    /// emptying the scratch directory.
+    pub fn open(dir: Arc<DataDir>) -> Result<Self, StoreError> {
+        let root = dir.path().to_path_buf();
+        let store = DiskBlobStore {
+            blobs: root.join("blobs"),
+            uploads: root.join("uploads"),
+            tmp: root.join("tmp"),
+            corrupt: root.join("corrupt"),
+            _dir: dir,
+            sessions: Mutex::new(HashMap::new()),
+        };
+        for d in [&store.blobs, &store.uploads, &store.tmp] {
+            std::fs::create_dir_all(d).map_err(|e| io_error("cannot create", d, e))?;
+        }
+        // Leftovers of puts interrupted by a crash; nothing refers to them.
+        if let Ok(entries) = std::fs::read_dir(&store.tmp) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(store)
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        // A `Digest` holds only lowercase hex of a fixed length.
+        let hex = digest.hex();
+        self.blobs
+            .join(digest.algorithm().name())
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    /// The file of an upload id, if the id is one this store could have
+    /// made: a canonical (lowercase, hyphenated) UUID, so no id can name a
+    /// path outside `DIR/uploads`.
+    fn upload_path(&self, id: &str) -> Option<PathBuf> {
+        let well_formed = !id.is_empty()
+            && id.len() <= 36
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
+            && uuid::Uuid::parse_str(id).is_ok_and(|u| u.hyphenated().to_string() == id);
+        well_formed.then(|| self.uploads.join(id))
+    }
+
+    /// The session of an upload, picked up from its file after a restart.
+    async fn session(&self, id: &str) -> Result<(SessionRef, PathBuf), BlobError> {
+        let path = self.upload_path(id).ok_or(BlobError::UploadUnknown)?;
+        if let Some(s) = self.sessions().get(id) {
+            return Ok((s.clone(), path));
+        }
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(BlobError::UploadUnknown),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::UploadUnknown)
+            }
+            Err(e) => return Err(io_error("cannot read upload", &path, e).into()),
+        }
+        let session = self
+            .sessions()
+            .entry(id.to_string())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(Session {
+                    known: None,
+                    gone: false,
+                }))
+            })
+            .clone();
+        Ok((session, path))
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionRef>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends a session: later holders see it gone, later lookups find no file.
+    fn end_session(&self, id: &str, session: &mut Session) {
+        session.gone = true;
+        session.known = None;
+        self.sessions().remove(id);
+    }
+
+    /// Whether the blob's content still has its digest; None if absent.
+    pub async fn verify(&self, digest: &Digest) -> Result<Option<bool>, StoreError> {
+        let path = self.blob_path(digest);
+        let algorithm = digest.algorithm();
+        let hashed = tokio::task::spawn_blocking(move || hash_file(&path, algorithm))
+            .await
+            .map_err(join_error)?;
+        match hashed {
+            Ok((_, computed)) => Ok(Some(&computed == digest)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("cannot read blob", &self.blob_path(digest), e)),
+        }
+    }
+
+    /// Re-hashes every blob and returns those whose content no longer has
+    /// their digest (it reads everything: an operator's or a GC's tool, not
+    /// something to run on every start).
+    pub async fn fsck(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut bad = Vec::new();
+        for digest in self.list().await? {
+            if self.verify(&digest).await? == Some(false) {
+                bad.push(digest);
+            }
+        }
+        Ok(bad)
+    }
+}
+
+/// Hashes a file, returning its size and digest.
+fn hash_file(path: &Path, algorithm: Algorithm) -> std::io::Result<(u64, Digest)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Hasher::new(algorithm);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hasher.finish()))
+}
+
+/// Hashes an upload's file into the state appends continue from.
+fn rehash(path: &Path) -> std::io::Result<Known> {
+    let mut file = File::open(path)?;
+    let mut sha256 = Hasher::new(Algorithm::Sha256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha256.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(Known { size, sha256 })
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Makes `from` (complete, verified and fsynced) the blob at `target`, and
+/// makes the new directory entry durable. An existing copy is kept, unless
+/// its size shows it damaged (then the good copy atomically replaces it).
+fn install(from: &Path, target: &Path, blobs_root: &Path) -> std::io::Result<()> {
+    if let Ok(existing) = std::fs::metadata(target) {
+        if existing.len() == std::fs::metadata(from)?.len() {
+            let _ = std::fs::remove_file(from);
+            return Ok(());
+        }
+    }
+    let Some(parent) = target.parent() else {
+        return Err(std::io::Error::other("a blob path has no parent"));
+    };
+    if !parent.exists() {
+        std::fs::create_dir_all(parent)?;
+        // The new directories' own entries must be durable too.
+        let mut dir = parent.parent();
+        while let Some(d) = dir {
+            sync_dir(d)?;
+            if d == blobs_root {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    std::fs::rename(from, target)?;
+    sync_dir(parent)
+}
+
+/// The part of an upload a blocking write task owns while it runs.
+struct Writer {
+    path: PathBuf,
+    file: Option<File>,
+    known: Option<Known>,
+}
+
+impl Writer {
+    /// Appends a batch. On a failed write the file is cut back to what was
+    /// written and hashed before it, so file and state agree; if even that
+    /// fails, the state is dropped and rebuilt from the file later.
+    fn write(mut self, batch: Vec<Bytes>) -> (Self, std::io::Result<()>) {
+        let result = self.write_inner(&batch);
+        (self, result)
+    }
+
+    fn write_inner(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
+        let Some(known) = self.known.as_mut() else {
+            return Err(std::io::Error::other("upload state unknown"));
+        };
+        if self.file.is_none() {
+            self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(std::io::Error::other("upload file not open"));
+        };
+        for chunk in batch {
+            if let Err(e) = file.write_all(chunk) {
+                if file.set_len(known.size).is_err() {
+                    self.known = None;
+                }
+                return Err(e);
+            }
+            known.sha256.update(chunk);
+            known.size += chunk.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+type WriteTask = tokio::task::JoinHandle<(Writer, std::io::Result<()>)>;
+
+/// A whole-blob read that checks the digest of what it streamed.
+struct Verifying {
+    inner: tokio_util::io::ReaderStream<tokio::io::Take<tokio::fs::File>>,
+    hasher: Option<Hasher>,
+    expected: Digest,
+    path: PathBuf,
+    corrupt_dir: PathBuf,
+}
+
+impl Stream for Verifying {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(h) = self.hasher.as_mut() {
+                    h.update(&chunk);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(None) => {
+                let Some(hasher) = self.hasher.take() else {
+                    return Poll::Ready(None);
+                };
+                let computed = hasher.finish();
+                if computed == self.expected {
+                    return Poll::Ready(None);
+                }
+                let quarantined = quarantine(&self.path, &self.corrupt_dir, &self.expected);
+                tracing::error!(
+                    blob = %self.expected,
+                    path = %self.path.display(),
+                    content = %computed,
+                    moved_to = ?quarantined,
+                    "blob content does not match its digest; it is set aside as corrupt"
+                );
+                Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "blob {} is corrupt on disk ({}): its content has digest {computed}",
+                        self.expected,
+                        self.path.display()
+                    ),
+                ))))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Moves a corrupt blob out of the way, so it reads as absent and can be
+/// pushed again; returns where it went.
+fn quarantine(path: &Path, corrupt_dir: &Path, digest: &Digest) -> Option<PathBuf> {
+    std::fs::create_dir_all(corrupt_dir).ok()?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let to = corrupt_dir.join(format!(
+        "{}-{}-{stamp}",
+        digest.algorithm().name(),
+        digest.hex()
+    ));
+    std::fs::rename(path, &to).ok()?;
+    Some(to)
+}
+
+#[async_trait]
+impl BlobStore for DiskBlobStore {
+    async fn create_upload(&self) -> Result<String, StoreError> {
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let path = self.uploads.join(&id);
+        tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|e| io_error("cannot create upload", &path, e))?;
+        self.sessions().insert(
+            id.clone(),
+            Arc::new(tokio::sync::Mutex::new(Session {
+                known: Some(Known {
+                    size: 0,
+                    sha256: Hasher::new(Algorithm::Sha256),
+                }),
+                gone: false,
+            })),
+        );
+        Ok(id)
+    }
+
+    async fn append_upload(&self, id: &str, mut body: ByteStream) -> Result<u64, BlobError> {
+        let (session, path) = self.session(id).await?;
+        let mut session = session.lock().await;
+        if session.gone {
+            return Err(BlobError::UploadUnknown);
+        }
+        let known = match session.known.take() {
+            Some(k) => k,
+            None => {
+                let p = path.clone();
+                let rehashed = tokio::task::spawn_blocking(move || rehash(&p))
+                    .await
+                    .map_err(join_error)?;
+                match rehashed {
+                    Ok(k) => k,
+                    // Finished or cancelled by someone else meanwhile.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.end_session(id, &mut session);
+                        return Err(BlobError::UploadUnknown);
+                    }
+                    Err(e) => return Err(io_error("cannot read upload", &path, e).into()),
+                }
+            }
+        };
+        // Writing and hashing run on the blocking pool while the next batch
+        // of the body arrives: one batch in flight, one filling.
+        let mut idle = Some(Writer {
+            path: path.clone(),
+            file: None,
+            known: Some(known),
+        });
+        let mut in_flight: Option<WriteTask> = None;
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batch_len = 0usize;
+        let mut body_error = None;
+        let mut write_error = None;
+        loop {
+            let ended = match body.next().await {
+                Some(Ok(chunk)) => {
+                    batch_len += chunk.len();
+                    if !chunk.is_empty() {
+                        batch.push(chunk);
+                    }
+                    false
+                }
+                Some(Err(e)) => {
+                    body_error = Some(e);
+                    true
+                }
+                None => true,
+            };
+            if !batch.is_empty() && (ended || batch_len >= WRITE_BATCH) {
+                if let Some(task) = in_flight.take() {
+                    let (writer, result) = task.await.map_err(join_error)?;
+                    idle = Some(writer);
+                    if let Err(e) = result {
+                        write_error = Some(e);
+                        break;
+                    }
+                }
+                let Some(writer) = idle.take() else {
+                    return Err(StoreError("upload writer lost".into()).into());
+                };
+                let full = std::mem::take(&mut batch);
+                batch_len = 0;
+                in_flight = Some(tokio::task::spawn_blocking(move || writer.write(full)));
+            }
+            if ended {
+                break;
+            }
+        }
+        if let Some(task) = in_flight.take() {
+            let (writer, result) = task.await.map_err(join_error)?;
+            idle = Some(writer);
+            if let Err(e) = result {
+                write_error.get_or_insert(e);
+            }
+        }
+        let Some(writer) = idle else {
+            return Err(StoreError("upload writer lost".into()).into());
+        };
+        session.known = writer.known;
+        if let Some(e) = write_error {
+            return Err(io_error("cannot write upload", &path, e).into());
+        }
+        if let Some(e) = body_error {
+            return Err(BlobError::Body(e));
+        }
+        match &session.known {
+            Some(k) => Ok(k.size),
+            None => {
+                Err(StoreError(format!("upload {} is in an unknown state", path.display())).into())
+            }
+        }
+    }
+
+    async fn upload_size(&self, id: &str) -> Result<u64, BlobError> {
+        let (session, path) = self.session(id).await?;
+        let session = session.lock().await;
+        if session.gone {
+            return Err(BlobError::UploadUnknown);
+        }
+        if let Some(k) = &session.known {
+            return Ok(k.size);
+        }
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::UploadUnknown),
+            Err(e) => Err(io_error("cannot read upload", &path, e).into()),
+        }
+    }
+
+    async fn finish_upload(&self, id: &str, expected: &Digest) -> Result<u64, BlobError> {
+        let (session, path) = self.session(id).await?;
+        let mut session = session.lock().await;
+        if session.gone {
+            return Err(BlobError::UploadUnknown);
+        }
+        let known = session.known.take();
+        // Whatever happens next, the upload ends here.
+        self.end_session(id, &mut session);
+        let target = self.blob_path(expected);
+        let blobs_root = self.blobs.clone();
+        let expected = expected.clone();
+        let upload = path.clone();
+        let outcome = tokio::task::spawn_blocking(move || -> Result<u64, BlobError> {
+            let fail = |what: &str, e: std::io::Error| -> BlobError {
+                let _ = std::fs::remove_file(&upload);
+                io_error(what, &upload, e).into()
+            };
+            match File::open(&upload).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(BlobError::UploadUnknown)
+                }
+                Err(e) => return Err(fail("cannot sync upload", e)),
+            }
+            let (size, computed) = match (expected.algorithm(), known) {
+                (Algorithm::Sha256, Some(k)) => (k.size, k.sha256.finish()),
+                (algorithm, _) => {
+                    hash_file(&upload, algorithm).map_err(|e| fail("cannot read upload", e))?
+                }
+            };
+            if computed != expected {
+                let _ = std::fs::remove_file(&upload);
+                return Err(BlobError::DigestMismatch { computed });
+            }
+            install(&upload, &target, &blobs_root)
+                .map_err(|e| fail("cannot store blob from upload", e))?;
+            Ok(size)
+        })
+        .await
+        .map_err(join_error)?;
+        outcome
+    }
+
+    async fn cancel_upload(&self, id: &str) -> Result<(), BlobError> {
+        let (session, path) = self.session(id).await?;
+        let mut session = session.lock().await;
+        if session.gone {
+            return Err(BlobError::UploadUnknown);
+        }
+        self.end_session(id, &mut session);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::UploadUnknown),
+            Err(e) => Err(io_error("cannot remove upload", &path, e).into()),
+        }
+    }
+
+    async fn put(&self, data: Bytes) -> Result<Digest, StoreError> {
+        let tmp = self.tmp.join(uuid::Uuid::new_v4().hyphenated().to_string());
+        let blobs_root = self.blobs.clone();
+        let digest = Digest::sha256_of(&data);
+        let target = self.blob_path(&digest);
+        tokio::task::spawn_blocking(move || {
+            if target.exists() {
+                return Ok(());
+            }
+            let write = || -> std::io::Result<()> {
+                let mut f = File::create(&tmp)?;
+                f.write_all(&data)?;
+                f.sync_all()?;
+                install(&tmp, &target, &blobs_root)
+            };
+            write().map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                io_error("cannot store blob", &target, e)
+            })
+        })
+        .await
+        .map_err(join_error)??;
+        Ok(digest)
+    }
+
+    async fn size(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        let path = self.blob_path(digest);
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("cannot read blob", &path, e)),
+        }
+    }
+
+    async fn read(
+        &self,
+        digest: &Digest,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Option<ByteStream>, StoreError> {
+        let path = self.blob_path(digest);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("cannot read blob", &path, e)),
+        };
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| io_error("cannot read blob", &path, e))?
+            .len();
+        let end = end.unwrap_or(len).min(len);
+        let start = start.min(end);
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(|e| io_error("cannot read blob", &path, e))?;
+        }
+        let inner = tokio_util::io::ReaderStream::with_capacity(file.take(end - start), READ_CHUNK);
+        if start == 0 && end == len {
+            return Ok(Some(Box::pin(Verifying {
+                inner,
+                hasher: Some(Hasher::new(digest.algorithm())),
+                expected: digest.clone(),
+                path,
+                corrupt_dir: self.corrupt.clone(),
+            })));
+        }
+        Ok(Some(Box::pin(inner)))
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.blob_path(digest);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("cannot delete blob", &path, e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<Digest>, StoreError> {
+        let root = self.blobs.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+                let dir = root.join(algorithm.name());
+                let fans = match std::fs::read_dir(&dir) {
+                    Ok(d) => d,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_error("cannot list", &dir, e)),
+                };
+                for fan in fans {
+                    let fan = fan.map_err(|e| io_error("cannot list", &dir, e))?.path();
+                    let Ok(files) = std::fs::read_dir(&fan) else {
+                        continue;
+                    };
+                    for file in files {
+                        let file = file.map_err(|e| io_error("cannot list", &fan, e))?;
+                        let name = file.file_name();
+                        let Some(name) = name.to_str() else { continue };
+                        if let Ok(d) = Digest::parse(&format!("{}:{name}", algorithm.name())) {
+                            out.push(d);
+                        }
+                    }
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        let sessions: Vec<SessionRef> = self.sessions().drain().map(|(_, s)| s).collect();
+        for s in sessions {
+            let mut s = s.lock().await;
+            s.gone = true;
+            s.known = None;
+        }
+        let dirs = [self.blobs.clone(), self.uploads.clone(), self.tmp.clone()];
+        tokio::task::spawn_blocking(move || {
+            for d in dirs {
+                match std::fs::remove_dir_all(&d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error("cannot clear", &d, e)),
+                }
+                std::fs::create_dir_all(&d).map_err(|e| io_error("cannot create", &d, e))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(join_error)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::blobs::read_all;
+
+    fn open(dir: &Path) -> DiskBlobStore {
+        DiskBlobStore::open(DataDir::open(dir).unwrap()).unwrap()
+    }
+
+    fn body(parts: Vec<Vec<u8>>) -> ByteStream {
+        let items: Vec<Result<Bytes, std::io::Error>> =
+            parts.into_iter().map(|p| Ok(Bytes::from(p))).collect();
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    #[tokio::test]
+    async fn conformance() {
+        let tmp = tempfile::tempdir().unwrap();
+        super::super::conformance::run_blobs(&open(tmp.path())).await;
+    }
+
+    #[tokio::test]
+    async fn layout_is_content_addressed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let d = store.put(Bytes::from_static(b"layout")).await.unwrap();
+        let path = tmp
+            .path()
+            .join("blobs/sha256")
+            .join(&d.hex()[..2])
+            .join(d.hex());
+        assert_eq!(std::fs::read(path).unwrap(), b"layout");
+        // A second put of the same content keeps the one copy.
+        assert_eq!(store.put(Bytes::from_static(b"layout")).await.unwrap(), d);
+        assert_eq!(store.list().await.unwrap(), vec![d]);
+    }
+
+    #[tokio::test]
+    async fn large_upload_streams_in_batches() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let id = store.create_upload().await.unwrap();
+        let parts: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 100_000]).collect();
+        let all: Vec<u8> = parts.concat();
+        assert_eq!(
+            store.append_upload(&id, body(parts)).await.unwrap(),
+            all.len() as u64
+        );
+        let digest = Digest::sha256_of(&all);
+        store.finish_upload(&id, &digest).await.unwrap();
+        assert_eq!(read_all(&store, &digest).await.unwrap().unwrap(), all);
+        // A range in the middle.
+        let mut s = store
+            .read(&digest, 150_000, Some(350_001))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some(c) = s.next().await {
+            got.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(got, &all[150_000..350_001]);
+    }
+
+    #[tokio::test]
+    async fn upload_continues_after_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let id = {
+            let store = open(tmp.path());
+            let id = store.create_upload().await.unwrap();
+            store
+                .append_upload(&id, body(vec![b"hello ".to_vec()]))
+                .await
+                .unwrap();
+            id
+        };
+        let store = open(tmp.path());
+        assert_eq!(store.upload_size(&id).await.unwrap(), 6);
+        assert_eq!(
+            store
+                .append_upload(&id, body(vec![b"again".to_vec()]))
+                .await
+                .unwrap(),
+            11
+        );
+        let digest = Digest::sha256_of(b"hello again");
+        assert_eq!(store.finish_upload(&id, &digest).await.unwrap(), 11);
+        assert_eq!(
+            read_all(&store, &digest).await.unwrap().unwrap(),
+            Bytes::from_static(b"hello again")
+        );
+
+        // Finishing straight after a restart re-hashes the whole file.
+        let id = store.create_upload().await.unwrap();
+        store
+            .append_upload(&id, body(vec![b"only".to_vec()]))
+            .await
+            .unwrap();
+        drop(store);
+        let store = open(tmp.path());
+        let wrong = Digest::sha256_of(b"other");
+        assert!(matches!(
+            store.finish_upload(&id, &wrong).await,
+            Err(BlobError::DigestMismatch { computed }) if computed == Digest::sha256_of(b"only")
+        ));
+        assert!(matches!(
+            store.upload_size(&id).await,
+            Err(BlobError::UploadUnknown)
+        ));
+    }
+
+    #[tokio::test]
+    async fn ids_cannot_escape_the_uploads_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        std::fs::write(tmp.path().join("secret"), b"x").unwrap();
+        for id in [
+            "../secret",
+            "..",
+            "",
+            "/etc/passwd",
+            "LOCK",
+            "ABCDEF00-0000-4000-8000-000000000000",
+            "0000000000004000800000000000000",
+        ] {
+            assert!(
+                matches!(store.upload_size(id).await, Err(BlobError::UploadUnknown)),
+                "{id}"
+            );
+            assert!(matches!(
+                store.append_upload(id, body(vec![b"x".to_vec()])).await,
+                Err(BlobError::UploadUnknown)
+            ));
+            assert!(matches!(
+                store.cancel_upload(id).await,
+                Err(BlobError::UploadUnknown)
+            ));
+        }
+        assert_eq!(std::fs::read(tmp.path().join("secret")).unwrap(), b"x");
+    }
+
+    #[tokio::test]
+    async fn body_error_keeps_what_arrived() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let id = store.create_upload().await.unwrap();
+        let items: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from_static(b"part")),
+            Err(std::io::Error::other("client went away")),
+        ];
+        assert!(matches!(
+            store
+                .append_upload(&id, Box::pin(futures_util::stream::iter(items)))
+                .await,
+            Err(BlobError::Body(_))
+        ));
+        assert_eq!(store.upload_size(&id).await.unwrap(), 4);
+        store
+            .append_upload(&id, body(vec![b"ial".to_vec()]))
+            .await
+            .unwrap();
+        store
+            .finish_upload(&id, &Digest::sha256_of(b"partial"))
+            .await
+            .unwrap();
+    }
+
+    /// A full disk (here /dev/full standing in for the upload's file): the
+    /// append fails with an error naming the file, and the upload's state
+    /// still matches its file.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn write_errors_name_the_file_and_leave_the_upload_consistent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let id = store.create_upload().await.unwrap();
+        let path = tmp.path().join("uploads").join(&id);
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+        let err = store
+            .append_upload(&id, body(vec![b"abc".to_vec()]))
+            .await
+            .unwrap_err();
+        let BlobError::Store(err) = err else {
+            panic!("expected a store error, got {err:?}")
+        };
+        assert!(err.0.contains(&path.display().to_string()), "{err}");
+        assert!(err.0.contains("No space left on device"), "{err}");
+        assert_eq!(store.upload_size(&id).await.unwrap(), 0);
+        store.cancel_upload(&id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn corrupt_blob_is_detected_and_set_aside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let good = store
+            .put(Bytes::from_static(b"good content"))
+            .await
+            .unwrap();
+        let bad = store.put(Bytes::from_static(b"will rot")).await.unwrap();
+        let path = store.blob_path(&bad);
+        std::fs::write(&path, b"has rot!").unwrap();
+
+        assert_eq!(store.verify(&good).await.unwrap(), Some(true));
+        assert_eq!(store.verify(&bad).await.unwrap(), Some(false));
+        assert_eq!(store.fsck().await.unwrap(), vec![bad.clone()]);
+
+        // A ranged read is served as is (it cannot be checked cheaply).
+        let mut s = store.read(&bad, 0, Some(3)).await.unwrap().unwrap();
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"has"));
+
+        // A whole read streams the bytes, then fails instead of ending
+        // cleanly, and the blob is moved aside so it can be pushed again.
+        let mut s = store.read(&bad, 0, None).await.unwrap().unwrap();
+        assert_eq!(
+            s.next().await.unwrap().unwrap(),
+            Bytes::from_static(b"has rot!")
+        );
+        let err = s.next().await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(read_all(&store, &good).await.unwrap().is_some());
+        assert_eq!(store.size(&bad).await.unwrap(), None);
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("corrupt"))
+                .unwrap()
+                .count(),
+            1
+        );
+        assert_eq!(
+            store.put(Bytes::from_static(b"will rot")).await.unwrap(),
+            bad
+        );
+        assert_eq!(store.verify(&bad).await.unwrap(), Some(true));
+    }
+
+    #[tokio::test]
+    async fn a_truncated_copy_is_replaced_by_a_new_push() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let d = store
+            .put(Bytes::from_static(b"whole content"))
+            .await
+            .unwrap();
+        std::fs::write(store.blob_path(&d), b"whole").unwrap();
+        let id = store.create_upload().await.unwrap();
+        store
+            .append_upload(&id, body(vec![b"whole content".to_vec()]))
+            .await
+            .unwrap();
+        store.finish_upload(&id, &d).await.unwrap();
+        assert_eq!(store.verify(&d).await.unwrap(), Some(true));
+    }
+
+    #[tokio::test]
+    async fn interrupted_puts_are_swept_at_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(open(tmp.path()));
+        std::fs::write(tmp.path().join("tmp/leftover"), b"half").unwrap();
+        let store = open(tmp.path());
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("tmp")).unwrap().count(),
+            0
+        );
+        assert!(store.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_to_one_upload_serialise() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(tmp.path()));
+        let id = store.create_upload().await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8u8 {
+            let store = store.clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .append_upload(&id, body(vec![vec![i; 1000], vec![i; 1000]]))
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let path = tmp.path().join("uploads").join(&id);
+        let content = std::fs::read(path).unwrap();
+        assert_eq!(content.len(), 16_000);
+        // Each append landed whole, not interleaved.
+        for block in content.chunks(2000) {
+            assert!(block.iter().all(|b| *b == block[0]));
+        }
+        let digest = Digest::sha256_of(&content);
+        assert_eq!(store.finish_upload(&id, &digest).await.unwrap(), 16_000);
+    }
+}

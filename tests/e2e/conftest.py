@@ -1,0 +1,279 @@
+"""End-to-end harness: drives the real `ecrd` binary as a subprocess.
+
+Nothing is built here. The binary comes from `ECRD_BIN` (absolute, or relative
+to the repository root); without it, `target/release/ecrd`, then
+`target/debug/ecrd`. Build first:
+
+    cargo build --release && python3 -m pytest -q tests/e2e
+
+Fixtures:
+- `ecrd`: one server per test module (default flags), reset through
+  `/_ecrd/reset` before every test that uses it;
+- `spawn`: starts extra servers with their own flags/environment for one test
+  and kills them afterwards;
+- `boto`, `aws`: clients pointed at a server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+# Keep the source tree clean of __pycache__ (also for assertion-rewritten tests).
+sys.dont_write_bytecode = True
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
+DEFAULT_ACCOUNT = "000000000000"
+
+
+def find_binary() -> Path:
+    env = os.environ.get("ECRD_BIN")
+    if env:
+        path = Path(env)
+        if not path.is_absolute():
+            path = REPO_ROOT / path
+        if not path.is_file():
+            pytest.exit(f"ECRD_BIN={env} does not exist (resolved to {path})", returncode=2)
+        return path
+    for candidate in ("target/release/ecrd", "target/debug/ecrd"):
+        path = REPO_ROOT / candidate
+        if path.is_file():
+            return path
+    pytest.exit(
+        "no ecrd binary: run `cargo build --release` first or set ECRD_BIN",
+        returncode=2,
+    )
+    raise AssertionError("unreachable")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
+         timeout: float = 10.0):
+    """A plain HTTP call; returns (status, headers, body bytes), never raises on 4xx/5xx."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+class EcrdServer:
+    """One `ecrd serve` process on a free loopback port."""
+
+    def __init__(self, args: list[str] | None = None, env: dict | None = None):
+        self.binary = find_binary()
+        self.args = list(args or [])
+        self.extra_env = dict(env or {})
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.log = tempfile.NamedTemporaryFile(prefix="ecrd-e2e-", suffix=".log", delete=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> "EcrdServer":
+        # A port picked here may be taken before ecrd binds it; retry then.
+        for _attempt in range(5):
+            self.port = free_port()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("ECRD_")}
+            env.setdefault("ECRD_LOG", "warn")
+            env.update(self.extra_env)
+            cmd = [str(self.binary), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                   *self.args]
+            self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+            if self.wait_healthy(timeout):
+                return self
+            if self.proc.poll() is None:
+                self.kill()
+                break
+            if "cannot listen" not in self.output():
+                break
+        raise RuntimeError(f"ecrd did not become healthy: {self.proc.args}\n{self.output()}")
+
+    def wait_healthy(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            try:
+                status, _, _ = http("GET", f"{self.url}/_ecrd/health", timeout=1.0)
+                if status == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.01)
+        return False
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")
+
+    def reset(self) -> None:
+        status, _, body = http("POST", f"{self.url}/_ecrd/reset")
+        assert status == 200, body
+
+    def terminate(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        self.kill()
+        self.log.close()
+        try:
+            os.unlink(self.log.name)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- clients
+
+
+def boto_client(server: EcrdServer, region: str = "us-east-1", key: str = "test",
+                secret: str = "test", validate: bool = True):
+    """A boto3 ECR client; validate=False skips botocore's client-side checks,
+    so that the server's own constraint checks are what answers."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "ecr",
+        endpoint_url=server.url,
+        region_name=region,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}, parameter_validation=validate),
+    )
+
+
+def run_aws(server: EcrdServer, *args: str, region: str = "us-east-1", key: str = "test",
+            secret: str = "test", check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID=key,
+        AWS_SECRET_ACCESS_KEY=secret,
+        AWS_DEFAULT_REGION=region,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_MAX_ATTEMPTS="1",
+        AWS_PAGER="",
+    )
+    cmd = ["aws", "--endpoint-url", server.url, *args]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def aws_json(server: EcrdServer, *args: str, **kwargs):
+    result = run_aws(server, *args, "--output", "json", **kwargs)
+    return json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def signed_call(server: EcrdServer, operation: str | None, body: bytes, key: str = "test",
+                secret: str = "test", region: str = "us-east-1", extra_headers: dict | None = None):
+    """A raw `POST /` signed with botocore's SigV4Auth, so the body can be anything.
+
+    Returns (status, headers, parsed JSON body or None).
+    """
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {"Content-Type": "application/x-amz-json-1.1"}
+    if operation is not None:
+        headers["X-Amz-Target"] = TARGET_PREFIX + operation
+    headers.update(extra_headers or {})
+    request = AWSRequest(method="POST", url=f"{server.url}/", data=body, headers=headers)
+    SigV4Auth(Credentials(key, secret), "ecr", region).add_auth(request)
+    status, response_headers, raw = http("POST", f"{server.url}/", body=body,
+                                         headers=dict(request.headers.items()))
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = None
+    return status, {k.lower(): v for k, v in response_headers.items()}, parsed
+
+
+def error_of(excinfo) -> tuple[str, str]:
+    """(code, message) of a botocore ClientError caught by pytest.raises."""
+    error = excinfo.value.response["Error"]
+    return error["Code"], error["Message"]
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def _module_server():
+    server = EcrdServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def ecrd(_module_server):
+    """The module's server, with empty state."""
+    if _module_server.proc.poll() is not None:
+        pytest.fail(f"ecrd exited early:\n{_module_server.output()}")
+    _module_server.reset()
+    return _module_server
+
+
+@pytest.fixture
+def spawn():
+    """Starts servers with custom flags/env for one test: spawn(args=[...], env={...})."""
+    started: list[EcrdServer] = []
+
+    def start(args: list[str] | None = None, env: dict | None = None) -> EcrdServer:
+        server = EcrdServer(args, env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def boto(ecrd):
+    return boto_client(ecrd)
+
+
+@pytest.fixture
+def unchecked(ecrd):
+    """boto3 without client-side parameter validation."""
+    return boto_client(ecrd, validate=False)
+
+
+def pytest_report_header(config):
+    try:
+        return f"ecrd binary: {find_binary()}"
+    except BaseException:  # pytest.exit raises; report it at collection instead
+        return "ecrd binary: not found"
+

@@ -1,0 +1,82 @@
+"""The process itself: health, operator endpoints, reset, graceful shutdown."""
+
+import json
+import signal
+import threading
+
+from conftest import boto_client, http
+
+
+def test_health_endpoints(ecrd):
+    status, headers, raw = http("GET", f"{ecrd.url}/_ecrd/health")
+    assert status == 200
+    health = json.loads(raw)
+    assert health["status"] == "ok"
+    assert health["backend"] == "memory"
+    assert isinstance(health["version"], str)
+    assert isinstance(health["uptimeSeconds"], (int, float))
+
+    status, _, raw = http("GET", f"{ecrd.url}/_localstack/health")
+    assert status == 200
+    assert json.loads(raw)["services"]["ecr"] == "running"
+
+
+def test_reset_endpoints_drop_state(ecrd):
+    client = boto_client(ecrd)
+    for path in ("/_ecrd/reset", "/moto-api/reset"):
+        client.create_repository(repositoryName="before-reset")
+        client.put_account_setting(name="REGISTRY_POLICY_SCOPE", value="V1")
+        status, _, _ = http("POST", f"{ecrd.url}{path}")
+        assert status == 200, path
+        assert client.describe_repositories()["repositories"] == [], path
+    # The server keeps serving after a reset.
+    client.create_repository(repositoryName="after-reset")
+    assert len(client.describe_repositories()["repositories"]) == 1
+
+
+def test_clock_endpoint(ecrd):
+    status, _, raw = http("GET", f"{ecrd.url}/_ecrd/clock")
+    assert status == 200
+    assert "now" in json.loads(raw)
+    status, _, raw = http("POST", f"{ecrd.url}/_ecrd/clock", body=b'{"offsetSeconds": 60}')
+    assert status == 200
+    assert json.loads(raw)["offsetSeconds"] >= 59
+    status, _, _ = http("POST", f"{ecrd.url}/_ecrd/clock", body=b"{}")
+    assert status == 400
+    # Reset puts the clock back, so signatures made now verify again.
+    ecrd.reset()
+    assert json.loads(http("GET", f"{ecrd.url}/_ecrd/clock")[2])["offsetSeconds"] == 0
+
+
+def test_sigterm_is_a_graceful_exit(spawn):
+    server = spawn()
+    client = boto_client(server)
+    client.create_repository(repositoryName="bye")
+    assert server.terminate(signal.SIGTERM) == 0
+    assert "panic" not in server.output()
+
+
+def test_sigint_is_a_graceful_exit(spawn):
+    server = spawn()
+    assert server.terminate(signal.SIGINT) == 0
+
+
+def test_concurrent_clients(ecrd):
+    errors = []
+
+    def worker(n: int) -> None:
+        try:
+            client = boto_client(ecrd)
+            for i in range(5):
+                client.create_repository(repositoryName=f"w{n}/r{i}")
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    listed = boto_client(ecrd).describe_repositories()["repositories"]
+    assert len(listed) == 40
