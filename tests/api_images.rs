@@ -1308,3 +1308,76 @@ async fn artifacts_and_referrers() {
         assert_eq!(err_code(&err).0, "InvalidParameterException");
     }
 }
+
+#[tokio::test]
+async fn archived_images_are_listed_on_request_and_not_pulled() {
+    use aws_sdk_ecr::types::{ImageStatusFilter, TargetStorageClass};
+    for &backend in BACKENDS {
+        let server = TestServer::start(backend).await;
+        let ecr = server.ecr();
+        create_repo(&ecr, "cold").await;
+        let kept = push(&ecr, "cold", "kept", Some("kept")).await;
+        let old = push(&ecr, "cold", "old", Some("old")).await;
+        ecr.update_image_storage_class()
+            .repository_name("cold")
+            .image_id(id_digest(&old))
+            .target_storage_class(TargetStorageClass::Archive)
+            .send()
+            .await
+            .unwrap();
+
+        // Without a filter only ACTIVE images are listed and described.
+        assert_eq!(
+            list_all(&ecr, "cold", TagStatus::Any).await,
+            vec![(kept.clone(), Some("kept".to_string()))]
+        );
+        let active = ecr
+            .describe_images()
+            .repository_name("cold")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(active.image_details().len(), 1);
+        let archived = ecr
+            .describe_images()
+            .repository_name("cold")
+            .filter(
+                DescribeImagesFilter::builder()
+                    .image_status(ImageStatusFilter::Archived)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let detail = &archived.image_details()[0];
+        assert_eq!(detail.image_digest(), Some(old.as_str()));
+        assert_eq!(detail.image_status().unwrap().as_str(), "ARCHIVED");
+        assert!(detail.last_archived_at().is_some());
+        let any = ecr
+            .list_images()
+            .repository_name("cold")
+            .filter(
+                ListImagesFilter::builder()
+                    .image_status(ImageStatusFilter::Any)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(any.image_ids().len(), 2);
+
+        // An archived image is not pulled.
+        let got = ecr
+            .batch_get_image()
+            .repository_name("cold")
+            .image_ids(id_tag("old"))
+            .send()
+            .await
+            .unwrap();
+        assert!(got.images().is_empty());
+        assert_eq!(
+            got.failures()[0].failure_code().unwrap().as_str(),
+            "ImageInaccessible"
+        );
+    }
+}

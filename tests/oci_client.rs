@@ -2,6 +2,8 @@
 //! krustlet and many Rust tools use), pushes and pulls images of several MB
 //! through `/v2/`, logged in with `aws ecr get-login-password`'s password.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use base64::Engine;
@@ -48,7 +50,6 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 #[tokio::test]
 async fn push_and_pull_with_oci_client() {
-    let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
     for &backend in BACKENDS {
         let server = TestServer::start(backend).await;
         for repo in ["apps/mono", "apps/chunked"] {

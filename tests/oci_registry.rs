@@ -2,6 +2,8 @@
 //! endpoint of the OCI Distribution Spec v1.1 and its errors, on every
 //! storage backend.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -35,6 +35,7 @@ use regex::Regex;
 
 use super::error::{EcrError, EcrResult, ErrorKind};
 use super::images::{delete_image_in, image_key, tag_key};
+use super::lifecycle_runs::{effective_status, last_activated_at, ACTIVE};
 use super::manifest::{Descriptor, DOCKER_LIST, OCI_INDEX};
 use super::names::{RepositoryName, Scope};
 use super::records::{ImageRecord, UploadRecord};
@@ -117,11 +118,14 @@ pub struct ImageFilter {
 }
 
 impl ImageFilter {
-    fn admits(&self, image: &ImageRecord) -> bool {
+    /// Whether the filter lets `image` through at `now_ms` (an image's
+    /// status is its storage state at that moment).
+    fn admits(&self, image: &ImageRecord, now_ms: i64) -> bool {
+        let status = effective_status(image, now_ms);
         let status_ok = match self.image_status.as_deref() {
             Some("ANY") => true,
-            Some(status) => image.status == status,
-            None => image.status == "ACTIVE",
+            Some(wanted) => status == wanted,
+            None => status == ACTIVE,
         };
         let tags_ok = match self.tag_status {
             TagStatus::Tagged => !image.tags.is_empty(),
@@ -182,6 +186,21 @@ pub struct DescribedImage {
     pub image: ImageRecord,
     /// imageSizeInBytes: for an index, the largest of its manifests.
     pub size_in_bytes: i64,
+    /// imageStatus now: `ACTIVE`, `ARCHIVED` or `ACTIVATING`.
+    pub status: &'static str,
+    /// lastActivatedAt, once a restore has completed.
+    pub last_activated_ms: Option<i64>,
+}
+
+impl DescribedImage {
+    fn new(image: ImageRecord, size_in_bytes: i64, now_ms: i64) -> Self {
+        DescribedImage {
+            status: effective_status(&image, now_ms),
+            last_activated_ms: last_activated_at(&image, now_ms),
+            image,
+            size_in_bytes,
+        }
+    }
 }
 
 fn now_ms(ecr: &Ecr) -> i64 {
@@ -604,6 +623,18 @@ impl Ecr {
                     code,
                     reason,
                 }),
+                // Archived images (and those still being restored) cannot
+                // be pulled.
+                Ok(image) if effective_status(&image, now) != ACTIVE => {
+                    failures.push(ImageFailure {
+                        id: id.clone(),
+                        code: "ImageInaccessible",
+                        reason: format!(
+                            "The image is {} and cannot be pulled; restore it to the STANDARD storage class with UpdateImageStorageClass",
+                            effective_status(&image, now).to_ascii_lowercase()
+                        ),
+                    })
+                }
                 Ok(mut image) => {
                     if pulled.insert(image.digest.clone()) {
                         image.last_pulled_ms = Some(now);
@@ -798,6 +829,7 @@ impl Ecr {
         max_results: Option<usize>,
     ) -> EcrResult<Page<ImageId>> {
         const KIND: &str = "image-ids";
+        let now = now_ms(self);
         let limit = max_results.unwrap_or(DEFAULT_PAGE_SIZE).max(1);
         let (mut after, resume_tag) = match next_token {
             Some(token) => {
@@ -820,7 +852,7 @@ impl Ecr {
                     &image_key(scope, repo.as_str(), digest),
                 )?
             };
-            if let Some(image) = image.filter(|i| filter.admits(i)) {
+            if let Some(image) = image.filter(|i| filter.admits(i, now)) {
                 for entry in list_entries(&image)
                     .into_iter()
                     .filter(|t| t.as_deref() > Some(tag.as_str()))
@@ -844,7 +876,7 @@ impl Ecr {
             let exhausted = batch.len() < SCAN_CHUNK;
             for image in batch {
                 scanned += 1;
-                if filter.admits(&image) {
+                if filter.admits(&image, now) {
                     for entry in list_entries(&image) {
                         if items.len() == limit {
                             let token = last
@@ -891,6 +923,7 @@ impl Ecr {
         max_results: Option<usize>,
     ) -> EcrResult<Page<DescribedImage>> {
         const KIND: &str = "image-details";
+        let now = now_ms(self);
         if let Some(ids) = ids {
             if max_results.is_some() || next_token.is_some() {
                 return Err(EcrError::invalid_parameter(
@@ -915,10 +948,7 @@ impl Ecr {
                 };
                 if items.iter().all(|d| d.image.digest != image.digest) {
                     let size_in_bytes = displayed_size(&*tx, scope, repo, &image)?;
-                    items.push(DescribedImage {
-                        image,
-                        size_in_bytes,
-                    });
+                    items.push(DescribedImage::new(image, size_in_bytes, now));
                 }
             }
             return Ok(Page {
@@ -939,7 +969,7 @@ impl Ecr {
             let exhausted = batch.len() < SCAN_CHUNK;
             let mut full = false;
             for image in batch {
-                if filter.admits(&image) {
+                if filter.admits(&image, now) {
                     if images.len() == limit {
                         full = true;
                         break;
@@ -964,10 +994,7 @@ impl Ecr {
             .into_iter()
             .map(|image| {
                 let size_in_bytes = displayed_size(&*tx, scope, repo, &image)?;
-                Ok(DescribedImage {
-                    image,
-                    size_in_bytes,
-                })
+                Ok(DescribedImage::new(image, size_in_bytes, now))
             })
             .collect::<EcrResult<Vec<_>>>()?;
         Ok(Page { items, next_token })
@@ -1059,13 +1086,13 @@ mod tests {
             tag_status: TagStatus::Tagged,
             image_status: None,
         };
-        assert!(tagged.admits(&image(&["a"])));
-        assert!(!tagged.admits(&image(&[])));
+        assert!(tagged.admits(&image(&["a"]), 0));
+        assert!(!tagged.admits(&image(&[]), 0));
         let archived = ImageFilter {
             tag_status: TagStatus::Any,
             image_status: Some("ARCHIVED".into()),
         };
-        assert!(!archived.admits(&image(&["a"])));
+        assert!(!archived.admits(&image(&["a"]), 0));
         assert_eq!(
             list_entries(&image(&["b", "a"])),
             vec![Some("a".to_string()), Some("b".to_string())]

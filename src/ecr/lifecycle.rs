@@ -505,6 +505,8 @@ impl Rule {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     const DAY: i64 = 86_400_000;

@@ -241,6 +241,7 @@ async fn download_inner(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn r(s: &str, size: u64) -> ByteRange {

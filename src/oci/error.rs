@@ -221,6 +221,7 @@ impl From<EcrError> for OciError {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -169,6 +169,7 @@ pub async fn delete(ctx: Ctx, name: &str, reference: &str) -> OciResult<Response
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

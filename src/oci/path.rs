@@ -131,6 +131,7 @@ pub fn upload_id(raw: &str) -> OciResult<&str> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -238,6 +238,7 @@ fn chunk_offset(headers: &HeaderMap) -> OciResult<Option<u64>> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use axum::http::HeaderValue;
 

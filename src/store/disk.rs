@@ -724,6 +724,33 @@ mod tests {
             .is_empty());
     }
 
+    /// Commits on a multi-threaded runtime step off the worker while they
+    /// fsync, and concurrent writers queue without losing anything.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_on_a_multi_threaded_runtime() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(tmp.path()));
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = store.write().unwrap();
+                let key = format!("k{i:02}");
+                tx.put(Table::Layers, &key, vec![i]).unwrap();
+                tx.commit().unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let all = store
+            .read()
+            .unwrap()
+            .scan(Table::Layers, "k", None, 100)
+            .unwrap();
+        assert_eq!(all.len(), 16);
+    }
+
     /// A page costs an index range lookup, whatever the table's size.
     #[test]
     fn scan_uses_the_primary_key_range() {

@@ -33,6 +33,13 @@ import pytest
 # Keep the source tree clean of __pycache__ (also for assertion-rewritten tests).
 sys.dont_write_bytecode = True
 
+# Everything here talks to loopback: never through a proxy from the environment
+# (urllib, botocore and the aws CLI all honour no_proxy).
+for _var in ("no_proxy", "NO_PROXY"):
+    os.environ[_var] = ",".join(
+        filter(None, [os.environ.get(_var, ""), "127.0.0.1", "localhost"])
+    )
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 DEFAULT_ACCOUNT = "000000000000"

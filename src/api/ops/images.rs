@@ -68,7 +68,9 @@ fn detail_shape(scope: &Scope, repo: &str, described: DescribedImage) -> ImageDe
         artifact_media_type: image.artifact_type,
         last_recorded_pull_time: image.last_pulled_ms.map(timestamp),
         subject_manifest_digest: image.subject.map(|d| d.to_string()),
-        image_status: Some(image.status),
+        image_status: Some(described.status.to_string()),
+        last_archived_at: image.last_archived_ms.map(timestamp),
+        last_activated_at: described.last_activated_ms.map(timestamp),
         ..Default::default()
     }
 }
