@@ -652,6 +652,22 @@ async fn evaluation_follows_the_clock_and_its_target() {
     }
 }
 
+/// DescribeImages' imageStatus of an image, and whether lastArchivedAt is set.
+async fn status_of(ecr: &aws_sdk_ecr::Client, digest: &str) -> (String, bool) {
+    let described = ecr
+        .describe_images()
+        .repository_name("app")
+        .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+        .send()
+        .await
+        .unwrap();
+    let detail = &described.image_details()[0];
+    (
+        detail.image_status().unwrap().as_str().to_string(),
+        detail.last_archived_at().is_some(),
+    )
+}
+
 #[tokio::test]
 async fn archive_and_restore() {
     for &backend in BACKENDS {
@@ -705,6 +721,7 @@ async fn archive_and_restore() {
         let err = pull("v1").unwrap_err();
         assert_eq!(err.kind, ErrorKind::ImageArchived);
         assert!(err.message.contains("is archived"), "{}", err.message);
+        assert_eq!(status_of(&ecr, &v1).await, ("ARCHIVED".to_string(), true));
         assert!(err
             .message
             .starts_with("The image with imageId {imageTag:'v1'}"));
@@ -761,6 +778,7 @@ async fn archive_and_restore() {
             Some(v1.as_str())
         );
         assert_eq!(restored.image_id().unwrap().image_tag(), Some("v1"));
+        assert_eq!(status_of(&ecr, &v1).await.0, "ACTIVATING");
         let err = pull("v1").unwrap_err();
         assert_eq!(err.kind, ErrorKind::ImageArchived);
         let err = update("v1", TargetStorageClass::Standard)
@@ -772,6 +790,7 @@ async fn archive_and_restore() {
         );
 
         move_clock(&server, 61.0).await;
+        assert_eq!(status_of(&ecr, &v1).await.0, "ACTIVE");
         let image = pull("v1").unwrap();
         assert_eq!(image.status, "ACTIVE");
         assert!(image.last_activated_ms.is_some());
@@ -811,5 +830,34 @@ async fn archive_and_restore() {
         move_clock(&server, -91.0 * DAY - 61.0).await;
         assert_eq!(digests(&server, "app"), [amd.clone(), index.clone()].into());
         assert_eq!(pull("v1").unwrap_err().kind, ErrorKind::ImageNotFound);
+    }
+}
+
+#[tokio::test]
+async fn background_runs_apply_policies() {
+    for &backend in BACKENDS {
+        let server = TestServer::start_with(backend, |c| c.lifecycle_interval = 1).await;
+        create(&server, "app").await;
+        push(&server, "app", None, "stale").await;
+        let kept = push(&server, "app", Some("latest"), "kept").await;
+        server
+            .ecr()
+            .put_lifecycle_policy()
+            .repository_name("app")
+            .lifecycle_policy_text(UNTAGGED_30_DAYS)
+            .send()
+            .await
+            .unwrap();
+        move_clock(&server, 31.0 * DAY).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while digests(&server, "app").len() > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no background run within 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(digests(&server, "app"), [kept].into());
+        server.stop().await;
     }
 }

@@ -153,6 +153,21 @@ async fn push_and_pull_with_oci_client() {
             .collect();
         names.sort();
         assert_eq!(names, vec!["apps/chunked", "apps/mono"]);
+        let images = server
+            .ecr()
+            .describe_images()
+            .repository_name("apps/mono")
+            .send()
+            .await
+            .unwrap();
+        let details = images.image_details();
+        assert_eq!(details.len(), 1);
+        assert_eq!(details[0].image_tags(), ["v1".to_string()]);
+        assert_eq!(
+            details[0].image_manifest_media_type(),
+            Some(oci_client::manifest::OCI_IMAGE_MEDIA_TYPE)
+        );
+        assert!(details[0].image_size_in_bytes().unwrap_or(0) > 12 * 1024 * 1024);
         let catalog = client.catalog(&source, &auth, Some(1), None).await.unwrap();
         assert_eq!(catalog.repositories, vec!["apps/chunked".to_string()]);
     }

@@ -21,7 +21,11 @@
 //!   is not deleted (`ImageReferencedByManifestList`);
 //! - BatchGetImage counts as a pull ("When an image is pulled, the
 //!   BatchGetImage API is called once to retrieve the image manifest") and
-//!   sets lastRecordedPullTime;
+//!   sets lastRecordedPullTime; an image in the archive (or still being
+//!   restored) is not pulled but answered as `ImageInaccessible`;
+//! - without an `imageStatus` filter, ListImages and DescribeImages show
+//!   `ACTIVE` images only ("If not specified, only images with ACTIVE status
+//!   are returned");
 //! - ListImages and DescribeImages page by digest order from a start key, so
 //!   a page costs the same however many images the repository holds.
 
