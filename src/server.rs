@@ -153,7 +153,11 @@ async fn localstack_health() -> Json<serde_json::Value> {
 }
 
 async fn reset(State(app): State<Arc<AppState>>) -> Response {
-    match app.ecr.store.clear() {
+    let cleared = match app.ecr.store.clear() {
+        Ok(()) => app.ecr.blobs.clear().await,
+        Err(e) => Err(e),
+    };
+    match cleared {
         Ok(()) => {
             app.ecr.clock.reset();
             tracing::info!("state reset");

@@ -143,17 +143,10 @@ async fn clock_skew_and_scope() {
         .await;
         assert_eq!(r.status(), 200);
 
-        // The server's own clock is the one that counts.
-        server.state.ecr.clock.advance(time::Duration::minutes(20));
-        let err = server
-            .ecr()
-            .describe_repositories()
-            .send()
-            .await
-            .unwrap_err();
-        let (code, message) = err_code(&err);
-        assert_eq!(code, "InvalidSignatureException");
-        assert!(message.starts_with("Signature expired:"), "{message}");
+        // Moving ecrd's clock (to age images) does not break signatures:
+        // their age is checked against the real time.
+        server.state.ecr.clock.advance(time::Duration::days(20));
+        server.ecr().describe_repositories().send().await.unwrap();
     }
 }
 
