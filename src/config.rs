@@ -65,7 +65,8 @@ pub struct ServeConfig {
     /// Answer registry blob GETs with a 307 redirect to a short-lived signed
     /// URL served by ecrd (as ECR redirects to presigned S3 URLs). With
     /// `--blob-redirect=false`, serve the bytes directly on `/v2/`.
-    #[arg(long, env = "ECRD_BLOB_REDIRECT", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "ECRD_BLOB_REDIRECT", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
     pub blob_redirect: bool,
 
     /// Largest control-plane request body accepted, in bytes.
