@@ -425,6 +425,7 @@ impl Ecr {
         bytes: &Bytes,
         declared_media_type: Option<&str>,
     ) -> EcrResult<PushedImage> {
+        self.repository(scope, repo)?;
         if let Some(tag) = tag {
             check_tag(tag)?;
         }

@@ -26,8 +26,13 @@ pub async fn get_authorization_token(
     let authorization_data = registries
         .iter()
         .map(|scope| {
+            // The password proves the caller's own identity; `proxyEndpoint`
+            // names the registry asked for. Reaching another account's
+            // registry needs its permission, which the password cannot grant.
             let (password, expires_at) =
-                ctx.app.tokens.issue(scope, &ctx.caller.access_key_id, now);
+                ctx.app
+                    .tokens
+                    .issue(&ctx.caller.scope, &ctx.caller.access_key_id, now);
             AuthorizationData {
                 authorization_token: Some(authorization_token(&password)),
                 expires_at: Some(Timestamp(epoch_seconds(expires_at))),
