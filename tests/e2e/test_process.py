@@ -80,3 +80,25 @@ def test_concurrent_clients(ecrd):
     assert errors == []
     listed = boto_client(ecrd).describe_repositories()["repositories"]
     assert len(listed) == 40
+
+
+def test_data_dir_survives_a_restart(spawn, tmp_path):
+    data = tmp_path / "ecrd-data"
+    first = spawn(args=["--data-dir", str(data)])
+    assert json.loads(http("GET", f"{first.url}/_ecrd/health")[2])["backend"] == "disk"
+    client = boto_client(first)
+    created = client.create_repository(
+        repositoryName="kept", tags=[{"Key": "k", "Value": "v"}]
+    )["repository"]
+    client.put_account_setting(name="REGISTRY_POLICY_SCOPE", value="V1")
+    assert first.terminate(signal.SIGTERM) == 0
+
+    second = spawn(env={"ECRD_DATA_DIR": str(data)})
+    client = boto_client(second)
+    [repo] = client.describe_repositories()["repositories"]
+    assert repo["repositoryArn"] == created["repositoryArn"]
+    assert repo["createdAt"] == created["createdAt"]
+    assert client.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"] == [
+        {"Key": "k", "Value": "v"}
+    ]
+    assert client.get_account_setting(name="REGISTRY_POLICY_SCOPE")["value"] == "V1"
