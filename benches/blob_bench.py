@@ -26,6 +26,11 @@ each server running alone, all with logging at warn:
   (without credentials, as for a presigned S3 URL). ecrd is also run with
   `--blob-redirect=false` (bytes served on /v2/ directly). Pulled blobs were
   just pushed, so disk-mode and docker-registry reads come from the page cache.
+- server CPU: user + system time of the whole server process (all threads,
+  /proc/<pid>/stat, 10 ms ticks) spent on one push or one pull; less
+  sensitive than MB/s to other load on the machine.
+- push tail: from the body's last byte handed to the kernel to the 201
+  (verification, fsync, rename: the server's finishing work).
 - every content is checked once, untimed (digest of one pulled copy).
 - ecrd peak memory: VmHWM of a fresh disk-mode (and, for contrast, memory-mode)
   process after one push, and after one pull.
@@ -98,6 +103,16 @@ def proc_status(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a whole process (all its threads), seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -378,17 +393,23 @@ def mbps(size: int, seconds: list[float]) -> float:
 def run_server(name: str, server: Server, blobs: Blobs, repeats: int, do_push: bool = True,
                log=print) -> dict:
     conn = connect(server.port)
-    out: dict = {"push": [], "push_tail": [], "pull": [], "redirected": False}
+    out: dict = {"push": [], "push_tail": [], "pull": [], "redirected": False,
+                 "push_cpu": [], "pull_cpu": []}
+    pid = server.proc.pid
     try:
         for i in range(repeats):
             if do_push:
+                c0 = cpu_seconds(pid)
                 t = push(server, conn, blobs.file, i, blobs.size, blobs.digests[i],
                          out["push_tail"])
+                out["push_cpu"].append(cpu_seconds(pid) - c0)
                 out["push"].append(t)
                 log(f"  {name}: push {i + 1}/{repeats}: {blobs.size / t / 1e6:,.0f} MB/s "
                     f"(last byte sent -> 201: {out['push_tail'][-1] * 1000:,.0f} ms)")
         for i in range(repeats):
+            c0 = cpu_seconds(pid)
             t, redirected = pull(server, conn, blobs.digests[i], blobs.size)
+            out["pull_cpu"].append(cpu_seconds(pid) - c0)
             out["pull"].append(t)
             out["redirected"] = redirected
             log(f"  {name}: pull {i + 1}/{repeats}: {blobs.size / t / 1e6:,.0f} MB/s"
@@ -548,8 +569,8 @@ def main() -> int:
           f"after each server: {' | '.join(loads)}; docker-registry: {version}")
     print()
     print("| server | push MB/s | push vs docker-registry | push: last byte sent to 201 "
-          "| pull MB/s | pull vs docker-registry |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "| push: server CPU | pull MB/s | pull vs docker-registry | pull: server CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     rows = [
         ("mem", "ecrd, memory (pull: 307 to signed URL, followed)"),
         ("mem-direct", "ecrd, memory, `--blob-redirect=false`"),
@@ -563,10 +584,12 @@ def main() -> int:
             continue
         p, g = mbps(size, r["push"]), mbps(size, r["pull"])
         tail = statistics.median(r["push_tail"]) * 1000
-        print(f"| {label} | {p:,.0f} | {ratio(p, reg_push)} | {tail:,.0f} ms | {g:,.0f} "
-              f"| {ratio(g, reg_pull)} |")
-    print(f"| client alone, null sink (ceiling) | {mbps(size, sink['push']):,.0f} | | | "
-          f"{mbps(size, sink['pull']):,.0f} | |")
+        pc = statistics.median(r["push_cpu"]) * 1000
+        gc = statistics.median(r["pull_cpu"]) * 1000
+        print(f"| {label} | {p:,.0f} | {ratio(p, reg_push)} | {tail:,.0f} ms | {pc:,.0f} ms "
+              f"| {g:,.0f} | {ratio(g, reg_pull)} | {gc:,.0f} ms |")
+    print(f"| client alone, null sink (ceiling) | {mbps(size, sink['push']):,.0f} | | | | "
+          f"{mbps(size, sink['pull']):,.0f} | | |")
     print()
     print("| ecrd, fresh process, one push then one pull | disk (`--data-dir`) | memory |")
     print("|---|---:|---:|")

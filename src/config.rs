@@ -85,6 +85,18 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_LIFECYCLE_INTERVAL", default_value_t = 300)]
     pub lifecycle_interval: u64,
 
+    /// Seconds between background garbage collections (blobs no image or
+    /// recent layer upload references, abandoned uploads); 0 disables them.
+    /// `POST /_ecrd/gc` collects on demand either way.
+    #[arg(long, env = "ECRD_GC_INTERVAL", default_value_t = 600)]
+    pub gc_interval: u64,
+
+    /// Seconds for which garbage collection leaves new things alone: blobs,
+    /// layer uploads whose image is not pushed yet, and upload sessions
+    /// younger than this (by ecrd's clock) are never collected.
+    #[arg(long, env = "ECRD_GC_GRACE", default_value_t = 3600)]
+    pub gc_grace: u64,
+
     /// Log format.
     #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -116,6 +128,8 @@ impl ServeConfig {
             token_secret: None,
             log_format: LogFormat::Text,
             lifecycle_interval: 0,
+            gc_interval: 0,
+            gc_grace: 3600,
         }
     }
 }

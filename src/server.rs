@@ -9,6 +9,8 @@
 //! - `POST /_ecrd/lifecycle/evaluate`: runs lifecycle policies now (all
 //!   repositories, or those `registryId` / `region` / `repositoryName` name,
 //!   as a JSON body or query parameters) and lists what they did;
+//! - `POST /_ecrd/gc`: collects garbage now (`ecr::gc`) and lists what it
+//!   freed; `graceSeconds` (JSON body or query) overrides `--gc-grace`;
 //! - `POST /moto-api/reset` and `GET /_localstack/health`: the conventions
 //!   existing test harnesses already call.
 
@@ -128,6 +130,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_ecrd/reset", post(reset))
         .route("/_ecrd/clock", get(get_clock).post(set_clock))
         .route("/_ecrd/lifecycle/evaluate", post(evaluate_lifecycle))
+        .route("/_ecrd/gc", post(collect_garbage))
         .route("/moto-api/reset", post(reset))
         .route("/_localstack/health", get(localstack_health))
         .merge(crate::oci::routes())
@@ -281,6 +284,54 @@ async fn evaluate_lifecycle(
     }
 }
 
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct GcRequest {
+    grace_seconds: Option<u64>,
+}
+
+async fn collect_garbage(
+    State(app): State<Arc<AppState>>,
+    query: Result<axum::extract::Query<GcRequest>, axum::extract::rejection::QueryRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    let bad = |msg: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "__type": "InvalidParameterException", "message": msg })),
+        )
+            .into_response()
+    };
+    let from_query = match query {
+        Ok(q) => q.0,
+        Err(e) => return bad(e.body_text()),
+    };
+    let from_body: GcRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        GcRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return bad(format!("expected {{\"graceSeconds\": N}} (optional): {e}")),
+        }
+    };
+    let grace = from_body
+        .grace_seconds
+        .or(from_query.grace_seconds)
+        .unwrap_or(app.config.gc_grace);
+    match app
+        .ecr
+        .collect_garbage(std::time::Duration::from_secs(grace))
+        .await
+    {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "__type": e.kind.code(), "message": e.message })),
+        )
+            .into_response(),
+    }
+}
+
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -330,11 +381,19 @@ impl Server {
                 std::time::Duration::from_secs(seconds),
             ))),
         };
+        let gc = match self.state.config.gc_interval {
+            0 => None,
+            seconds => Some(tokio::spawn(crate::ecr::gc::run_periodically(
+                self.state.ecr.clone(),
+                std::time::Duration::from_secs(seconds),
+                std::time::Duration::from_secs(self.state.config.gc_grace),
+            ))),
+        };
         let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
-        if let Some(task) = lifecycle {
+        for task in [lifecycle, gc].into_iter().flatten() {
             task.abort();
         }
         served

@@ -160,6 +160,9 @@ impl Ecr {
     /// Opens an upload session for a layer of `repo`.
     pub async fn start_upload(&self, scope: &Scope, repo: &RepositoryName) -> EcrResult<String> {
         self.repository(scope, repo)?;
+        // Until its record commits, the new upload's data would look
+        // orphaned to garbage collection, which therefore waits (see `gc`).
+        let _publishing = self.collection.read().await;
         let id = self.blobs.create_upload().await?;
         let record = UploadRecord {
             id: id.clone(),
@@ -244,6 +247,10 @@ impl Ecr {
         digest: &Digest,
     ) -> EcrResult<u64> {
         self.upload_record(scope, repo, id)?;
+        // From the blob being stored (or found already stored) until its
+        // link commits, nothing refers to it: garbage collection waits until
+        // the link is there (see `gc`).
+        let _publishing = self.collection.read().await;
         let result = self.blobs.finish_upload(id, digest).await;
         let mut tx = self.store.write()?;
         tx.delete(Table::Uploads, id)?;
@@ -284,18 +291,18 @@ impl Ecr {
     ) -> EcrResult<()> {
         // The repository may have been deleted while the upload streamed.
         get_repository(tx, scope, repo)?;
+        // A layer pushed again is as new as a first push: garbage collection
+        // gives it the whole grace period to be used by an image.
         let key = layer_key(scope, repo.as_str(), digest);
-        if tx.get(Table::Layers, &key)?.is_none() {
-            save(
-                tx,
-                Table::Layers,
-                &key,
-                &LayerRecord {
-                    size,
-                    added_at_ms: now_ms(self),
-                },
-            )?;
-        }
+        save(
+            tx,
+            Table::Layers,
+            &key,
+            &LayerRecord {
+                size,
+                added_at_ms: now_ms(self),
+            },
+        )?;
         Ok(())
     }
 
@@ -352,6 +359,8 @@ impl Ecr {
         if self.get_account_setting(scope, "BLOB_MOUNTING")?.1 == "DISABLED" {
             return Ok(None);
         }
+        // The blob seen present stays so until the new link commits (see `gc`).
+        let _publishing = self.collection.read().await;
         let Some(size) = self.blobs.size(digest).await? else {
             return Ok(None);
         };

@@ -6,6 +6,7 @@
 pub mod arn;
 pub mod clock;
 pub mod error;
+pub mod gc;
 pub mod image_queries;
 pub mod images;
 pub mod lifecycle;
@@ -32,6 +33,9 @@ pub struct Ecr {
     pub store: Arc<dyn MetadataStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub clock: Arc<Clock>,
+    /// Orders garbage collection against the steps that make or use blobs
+    /// before a record refers to them (see `gc`).
+    pub(crate) collection: tokio::sync::RwLock<()>,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
 }
@@ -47,6 +51,7 @@ impl Ecr {
             store,
             blobs,
             clock,
+            collection: tokio::sync::RwLock::new(()),
             registry_host,
         }
     }

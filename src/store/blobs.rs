@@ -8,6 +8,7 @@
 //! by the domain).
 
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -50,6 +51,26 @@ impl std::fmt::Display for BlobError {
     }
 }
 
+/// A stored blob as garbage collection sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobStat {
+    pub digest: Digest,
+    pub size: u64,
+    /// When the blob was last stored (made, or finished or put again while
+    /// already present), by the system's clock.
+    pub stored: SystemTime,
+}
+
+/// An upload's data as garbage collection sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadStat {
+    pub id: String,
+    pub size: u64,
+    /// When the upload last received bytes (or was made), by the system's
+    /// clock; the current time while an append is streaming into it.
+    pub active: SystemTime,
+}
+
 /// Bytes addressed by digest, plus upload sessions.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -83,6 +104,10 @@ pub trait BlobStore: Send + Sync {
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;
     /// Every stored blob, for garbage collection.
     async fn list(&self) -> Result<Vec<Digest>, StoreError>;
+    /// Every stored blob with its size and the time it was last stored.
+    async fn list_stats(&self) -> Result<Vec<BlobStat>, StoreError>;
+    /// Every upload in progress with its size and last activity.
+    async fn list_uploads(&self) -> Result<Vec<UploadStat>, StoreError>;
     /// Drops all blobs and uploads.
     async fn clear(&self) -> Result<(), StoreError>;
 }

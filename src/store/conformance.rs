@@ -232,6 +232,38 @@ pub async fn run_blobs(store: &dyn super::blobs::BlobStore) {
     let put = store.put(Bytes::from_static(b"{}")).await.unwrap();
     assert_eq!(put, Digest::sha256_of(b"{}"));
     assert!(store.list().await.unwrap().contains(&put));
+
+    // What garbage collection reads: every blob with its size and when it
+    // was stored; every upload with its size and last activity.
+    let recent = |t: std::time::SystemTime| {
+        let now = std::time::SystemTime::now();
+        let slack = std::time::Duration::from_secs(60);
+        t + slack >= now && t <= now + slack
+    };
+    let stats = store.list_stats().await.unwrap();
+    let mut listed: Vec<Digest> = stats.iter().map(|s| s.digest.clone()).collect();
+    listed.sort();
+    let mut expected = store.list().await.unwrap();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let hello = stats.iter().find(|s| s.digest == digest).unwrap();
+    assert_eq!(hello.size, 11);
+    assert!(recent(hello.stored));
+    let id = store.create_upload().await.unwrap();
+    let uploads = store.list_uploads().await.unwrap();
+    let open = uploads.iter().find(|u| u.id == id).unwrap();
+    assert_eq!(open.size, 0);
+    assert!(recent(open.active));
+    store.append_upload(&id, body(&[b"abc"])).await.unwrap();
+    let uploads = store.list_uploads().await.unwrap();
+    assert_eq!(uploads.iter().find(|u| u.id == id).unwrap().size, 3);
+    store.cancel_upload(&id).await.unwrap();
+    assert!(!store
+        .list_uploads()
+        .await
+        .unwrap()
+        .iter()
+        .any(|u| u.id == id));
     store.delete(&put).await.unwrap();
     assert_eq!(store.size(&put).await.unwrap(), None);
     store.clear().await.unwrap();

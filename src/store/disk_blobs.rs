@@ -35,7 +35,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::blobs::{BlobError, BlobStore, ByteStream};
+use super::blobs::{BlobError, BlobStat, BlobStore, ByteStream, UploadStat};
 use super::disk::DataDir;
 use super::StoreError;
 use crate::digest::{Algorithm, Digest, Hasher};
@@ -192,6 +192,36 @@ impl DiskBlobStore {
     }
 }
 
+/// Calls `each` for every blob file under `root` (`<alg>/<ab>/<hex>`).
+fn walk_blobs(
+    root: &Path,
+    mut each: impl FnMut(Digest, &std::fs::DirEntry) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+        let dir = root.join(algorithm.name());
+        let fans = match std::fs::read_dir(&dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error("cannot list", &dir, e)),
+        };
+        for fan in fans {
+            let fan = fan.map_err(|e| io_error("cannot list", &dir, e))?.path();
+            let Ok(files) = std::fs::read_dir(&fan) else {
+                continue;
+            };
+            for file in files {
+                let file = file.map_err(|e| io_error("cannot list", &fan, e))?;
+                let name = file.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if let Ok(d) = Digest::parse(&format!("{}:{name}", algorithm.name())) {
+                    each(d, &file)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Hashes a file, returning its size and digest.
 fn hash_file(path: &Path, algorithm: Algorithm) -> std::io::Result<(u64, Digest)> {
     let mut file = File::open(path)?;
@@ -230,16 +260,26 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Sets a file's modification time, which is when its blob was stored as
+/// garbage collection reads it (`list_stats`).
+fn touch(path: &Path, at: std::time::SystemTime) -> std::io::Result<()> {
+    OpenOptions::new().write(true).open(path)?.set_modified(at)
+}
+
 /// Makes `from` (complete, verified and fsynced) the blob at `target`, and
 /// makes the new directory entry durable. An existing copy is kept, unless
 /// its size shows it damaged (then the good copy atomically replaces it).
+/// Either way the blob's time becomes now: stored again, it is as young as
+/// a new blob.
 fn install(from: &Path, target: &Path, blobs_root: &Path) -> std::io::Result<()> {
+    let now = std::time::SystemTime::now();
     if let Ok(existing) = std::fs::metadata(target) {
-        if existing.len() == std::fs::metadata(from)?.len() {
+        if existing.len() == std::fs::metadata(from)?.len() && touch(target, now).is_ok() {
             let _ = std::fs::remove_file(from);
             return Ok(());
         }
     }
+    touch(from, now)?;
     let Some(parent) = target.parent() else {
         return Err(std::io::Error::other("a blob path has no parent"));
     };
@@ -568,7 +608,7 @@ impl BlobStore for DiskBlobStore {
         let digest = Digest::sha256_of(&data);
         let target = self.blob_path(&digest);
         tokio::task::spawn_blocking(move || {
-            if target.exists() {
+            if target.exists() && touch(&target, std::time::SystemTime::now()).is_ok() {
                 return Ok(());
             }
             let write = || -> std::io::Result<()> {
@@ -646,33 +686,94 @@ impl BlobStore for DiskBlobStore {
         let root = self.blobs.clone();
         tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
-            for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
-                let dir = root.join(algorithm.name());
-                let fans = match std::fs::read_dir(&dir) {
-                    Ok(d) => d,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(io_error("cannot list", &dir, e)),
-                };
-                for fan in fans {
-                    let fan = fan.map_err(|e| io_error("cannot list", &dir, e))?.path();
-                    let Ok(files) = std::fs::read_dir(&fan) else {
-                        continue;
-                    };
-                    for file in files {
-                        let file = file.map_err(|e| io_error("cannot list", &fan, e))?;
-                        let name = file.file_name();
-                        let Some(name) = name.to_str() else { continue };
-                        if let Ok(d) = Digest::parse(&format!("{}:{name}", algorithm.name())) {
-                            out.push(d);
-                        }
-                    }
-                }
-            }
+            walk_blobs(&root, |digest, _| {
+                out.push(digest);
+                Ok(())
+            })?;
             out.sort();
             Ok(out)
         })
         .await
         .map_err(join_error)?
+    }
+
+    async fn list_stats(&self) -> Result<Vec<BlobStat>, StoreError> {
+        let root = self.blobs.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            walk_blobs(&root, |digest, file| {
+                let meta = match file.metadata() {
+                    Ok(m) => m,
+                    // Deleted (or set aside as corrupt) meanwhile.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(io_error("cannot read", &file.path(), e)),
+                };
+                let stored = meta
+                    .modified()
+                    .map_err(|e| io_error("cannot read the time of", &file.path(), e))?;
+                out.push(BlobStat {
+                    digest,
+                    size: meta.len(),
+                    stored,
+                });
+                Ok(())
+            })?;
+            out.sort_by(|a, b| a.digest.cmp(&b.digest));
+            Ok(out)
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<UploadStat>, StoreError> {
+        let dir = self.uploads.clone();
+        let files = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(io_error("cannot list", &dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io_error("cannot list", &dir, e))?;
+                let Ok(id) = entry.file_name().into_string() else {
+                    continue;
+                };
+                let meta = match entry.metadata() {
+                    Ok(m) if m.is_file() => m,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_error("cannot read", &entry.path(), e)),
+                };
+                let active = meta
+                    .modified()
+                    .map_err(|e| io_error("cannot read the time of", &entry.path(), e))?;
+                out.push(UploadStat {
+                    id,
+                    size: meta.len(),
+                    active,
+                });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(join_error)??;
+        let mut out = Vec::with_capacity(files.len());
+        for mut stat in files {
+            if self.upload_path(&stat.id).is_none() {
+                continue;
+            }
+            // An append holding the session is streaming into it now.
+            let busy = self
+                .sessions()
+                .get(&stat.id)
+                .is_some_and(|s| s.try_lock().is_err());
+            if busy {
+                stat.active = std::time::SystemTime::now();
+            }
+            out.push(stat);
+        }
+        Ok(out)
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
@@ -954,6 +1055,41 @@ mod tests {
             .unwrap();
         store.finish_upload(&id, &d).await.unwrap();
         assert_eq!(store.verify(&d).await.unwrap(), Some(true));
+    }
+
+    #[tokio::test]
+    async fn storing_again_makes_a_blob_young() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        let d = store.put(Bytes::from_static(b"again")).await.unwrap();
+        touch(&store.blob_path(&d), old).unwrap();
+        assert_eq!(store.list_stats().await.unwrap()[0].stored, old);
+        store.put(Bytes::from_static(b"again")).await.unwrap();
+        assert!(store.list_stats().await.unwrap()[0].stored > old);
+
+        touch(&store.blob_path(&d), old).unwrap();
+        let id = store.create_upload().await.unwrap();
+        store
+            .append_upload(&id, body(vec![b"again".to_vec()]))
+            .await
+            .unwrap();
+        // An upload idle for long still makes a blob stored now.
+        touch(&tmp.path().join("uploads").join(&id), old).unwrap();
+        let stat = store.list_uploads().await.unwrap();
+        assert_eq!((stat[0].size, stat[0].active), (5, old));
+        store.finish_upload(&id, &d).await.unwrap();
+        assert!(store.list_stats().await.unwrap()[0].stored > old);
+        let id = store.create_upload().await.unwrap();
+        store
+            .append_upload(&id, body(vec![b"new one".to_vec()]))
+            .await
+            .unwrap();
+        touch(&tmp.path().join("uploads").join(&id), old).unwrap();
+        let fresh = Digest::sha256_of(b"new one");
+        store.finish_upload(&id, &fresh).await.unwrap();
+        let stats = store.list_stats().await.unwrap();
+        assert!(stats.iter().all(|s| s.stored > old), "{stats:?}");
     }
 
     #[tokio::test]

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use super::blobs::{BlobError, BlobStore, ByteStream};
+use super::blobs::{BlobError, BlobStat, BlobStore, ByteStream, UploadStat};
 use super::StoreError;
 use crate::digest::{Algorithm, Digest, Hasher};
 
@@ -19,6 +20,8 @@ struct Upload {
     chunks: Vec<Bytes>,
     size: u64,
     sha256: Hasher,
+    /// When bytes last arrived (or the upload was made).
+    active: SystemTime,
 }
 
 impl Upload {
@@ -27,14 +30,21 @@ impl Upload {
             chunks: Vec::new(),
             size: 0,
             sha256: Hasher::new(Algorithm::Sha256),
+            active: SystemTime::now(),
         }
     }
+}
+
+/// A stored blob and when it was last stored.
+struct Stored {
+    data: Bytes,
+    stored: SystemTime,
 }
 
 /// Blobs kept in process memory.
 #[derive(Default)]
 pub struct MemoryBlobStore {
-    blobs: RwLock<HashMap<Digest, Bytes>>,
+    blobs: RwLock<HashMap<Digest, Stored>>,
     uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Upload>>>>,
 }
 
@@ -52,12 +62,16 @@ impl MemoryBlobStore {
             .ok_or(BlobError::UploadUnknown)
     }
 
+    /// Keeps an existing copy, but as stored now: a blob stored again is
+    /// as young as a new one to garbage collection.
     fn insert(&self, digest: Digest, data: Bytes) {
+        let now = SystemTime::now();
         self.blobs
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(digest)
-            .or_insert(data);
+            .and_modify(|s| s.stored = now)
+            .or_insert(Stored { data, stored: now });
     }
 }
 
@@ -94,6 +108,7 @@ impl BlobStore for MemoryBlobStore {
             upload.sha256.update(&chunk);
             upload.size += chunk.len() as u64;
             upload.chunks.push(chunk);
+            upload.active = SystemTime::now();
         }
         Ok(upload.size)
     }
@@ -147,7 +162,7 @@ impl BlobStore for MemoryBlobStore {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(digest)
-            .map(|b| b.len() as u64))
+            .map(|b| b.data.len() as u64))
     }
 
     async fn read(
@@ -161,7 +176,7 @@ impl BlobStore for MemoryBlobStore {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(digest)
-            .cloned()
+            .map(|s| s.data.clone())
         else {
             return Ok(None);
         };
@@ -194,6 +209,46 @@ impl BlobStore for MemoryBlobStore {
             .collect())
     }
 
+    async fn list_stats(&self) -> Result<Vec<BlobStat>, StoreError> {
+        Ok(self
+            .blobs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(digest, s)| BlobStat {
+                digest: digest.clone(),
+                size: s.data.len() as u64,
+                stored: s.stored,
+            })
+            .collect())
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<UploadStat>, StoreError> {
+        let uploads: Vec<(String, Arc<tokio::sync::Mutex<Upload>>)> = self
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, u)| (id.clone(), u.clone()))
+            .collect();
+        Ok(uploads
+            .into_iter()
+            .map(|(id, upload)| match upload.try_lock() {
+                Ok(u) => UploadStat {
+                    id,
+                    size: u.size,
+                    active: u.active,
+                },
+                // An append is streaming into it right now.
+                Err(_) => UploadStat {
+                    id,
+                    size: 0,
+                    active: SystemTime::now(),
+                },
+            })
+            .collect())
+    }
+
     async fn clear(&self) -> Result<(), StoreError> {
         self.blobs
             .write()
@@ -212,5 +267,30 @@ mod tests {
     #[tokio::test]
     async fn conformance() {
         super::super::conformance::run_blobs(&super::MemoryBlobStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn storing_again_makes_a_blob_young() {
+        use super::*;
+        let store = MemoryBlobStore::new();
+        let old = SystemTime::now() - std::time::Duration::from_secs(7200);
+        let d = store.put(Bytes::from_static(b"again")).await.unwrap();
+        let age = |store: &MemoryBlobStore| {
+            for s in store.blobs.write().unwrap().values_mut() {
+                s.stored = old;
+            }
+        };
+        age(&store);
+        assert_eq!(store.list_stats().await.unwrap()[0].stored, old);
+        store.put(Bytes::from_static(b"again")).await.unwrap();
+        assert!(store.list_stats().await.unwrap()[0].stored > old);
+        age(&store);
+        let id = store.create_upload().await.unwrap();
+        let chunk: ByteStream = Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from_static(
+            b"again",
+        ))]));
+        store.append_upload(&id, chunk).await.unwrap();
+        store.finish_upload(&id, &d).await.unwrap();
+        assert!(store.list_stats().await.unwrap()[0].stored > old);
     }
 }
