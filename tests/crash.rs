@@ -613,7 +613,7 @@ async fn acknowledged_pushes_survive_sigkill() {
                 n
             }));
         }
-        let kill_after = Duration::from_millis(rng.gen_range(30..600));
+        let kill_after = Duration::from_millis(rng.gen_range(30..450));
         tokio::time::sleep(kill_after).await;
         stop.store(true, Ordering::Relaxed);
         let cut = ledger.lock().unwrap().uploads.len();
