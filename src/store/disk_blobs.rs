@@ -41,7 +41,7 @@ use super::StoreError;
 use crate::digest::{Algorithm, Digest, Hasher};
 
 /// Size of the chunks a stored blob is streamed out in.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 /// Bytes of a request body gathered before they are handed to a write.
 const WRITE_BATCH: usize = 1024 * 1024;
 
@@ -77,6 +77,11 @@ pub struct DiskBlobStore {
     tmp: PathBuf,
     corrupt: PathBuf,
     sessions: Mutex<HashMap<String, SessionRef>>,
+    /// Blobs whose whole content was read back and matched its digest, with
+    /// the file's length and mtime at the time. Later whole reads of an
+    /// unchanged file skip the hash (it cost half a pull's CPU); a file
+    /// rewritten in place gets a new mtime and is verified again.
+    verified: Arc<Mutex<HashMap<Digest, (u64, std::time::SystemTime)>>>,
 }
 
 impl DiskBlobStore {
@@ -91,6 +96,7 @@ impl DiskBlobStore {
             corrupt: root.join("corrupt"),
             _dir: dir,
             sessions: Mutex::new(HashMap::new()),
+            verified: Arc::new(Mutex::new(HashMap::new())),
         };
         for d in [&store.blobs, &store.uploads, &store.tmp] {
             std::fs::create_dir_all(d).map_err(|e| io_error("cannot create", d, e))?;
@@ -339,12 +345,16 @@ impl Writer {
     }
 }
 
+type VerifiedCache = Arc<Mutex<HashMap<Digest, (u64, std::time::SystemTime)>>>;
+
 type WriteTask = tokio::task::JoinHandle<(Writer, std::io::Result<()>)>;
 
 /// A whole-blob read that checks the digest of what it streamed.
 struct Verifying {
     inner: tokio_util::io::ReaderStream<tokio::io::Take<tokio::fs::File>>,
     hasher: Option<Hasher>,
+    /// Where to remember a successful check, with the file's (len, mtime).
+    remember: Option<(VerifiedCache, (u64, std::time::SystemTime))>,
     expected: Digest,
     path: PathBuf,
     corrupt_dir: PathBuf,
@@ -367,6 +377,12 @@ impl Stream for Verifying {
                 };
                 let computed = hasher.finish();
                 if computed == self.expected {
+                    if let Some((cache, stamp)) = self.remember.take() {
+                        cache
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(computed, stamp);
+                    }
                     return Poll::Ready(None);
                 }
                 let quarantined = quarantine(&self.path, &self.corrupt_dir, &self.expected);
@@ -648,11 +664,12 @@ impl BlobStore for DiskBlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("cannot read blob", &path, e)),
         };
-        let len = file
+        let metadata = file
             .metadata()
             .await
-            .map_err(|e| io_error("cannot read blob", &path, e))?
-            .len();
+            .map_err(|e| io_error("cannot read blob", &path, e))?;
+        let len = metadata.len();
+        let stamp = metadata.modified().ok().map(|m| (len, m));
         let end = end.unwrap_or(len).min(len);
         let start = start.min(end);
         if start > 0 {
@@ -661,10 +678,18 @@ impl BlobStore for DiskBlobStore {
                 .map_err(|e| io_error("cannot read blob", &path, e))?;
         }
         let inner = tokio_util::io::ReaderStream::with_capacity(file.take(end - start), READ_CHUNK);
-        if start == 0 && end == len {
+        let known_good = stamp.is_some_and(|stamp| {
+            self.verified
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(digest)
+                == Some(&stamp)
+        });
+        if start == 0 && end == len && !known_good {
             return Ok(Some(Box::pin(Verifying {
                 inner,
                 hasher: Some(Hasher::new(digest.algorithm())),
+                remember: stamp.map(|stamp| (self.verified.clone(), stamp)),
                 expected: digest.clone(),
                 path,
                 corrupt_dir: self.corrupt.clone(),
@@ -674,6 +699,10 @@ impl BlobStore for DiskBlobStore {
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest);
         let path = self.blob_path(digest);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
