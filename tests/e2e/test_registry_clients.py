@@ -288,3 +288,48 @@ def test_control_plane_token_is_the_docker_password(registry):
     user, _, pw = base64.b64decode(token["authorizationToken"]).decode().partition(":")
     assert user == "AWS" and pw
     assert token["proxyEndpoint"] == f"http://{host(registry)}"
+
+
+def test_restart_keeps_images_tags_and_policies(tmp_path):
+    """create, push (skopeo), tag, set policies, stop, start: everything is there."""
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed (.ci/run installs it)")
+    data_dir = tmp_path / "data"
+    server = EcrdServer(["--data-dir", str(data_dir)]).start()
+    try:
+        ecr = boto_client(server)
+        ecr.create_repository(repositoryName="keep/app", imageTagMutability="IMMUTABLE",
+                              tags=[{"Key": "team", "Value": "core"}])
+        policy = json.dumps({"rules": [{"rulePriority": 1, "selection": {
+            "tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 5},
+            "action": {"type": "expire"}}]})
+        ecr.put_lifecycle_policy(repositoryName="keep/app", lifecyclePolicyText=policy)
+        creds = f"AWS:{password(server)}"
+        digest = write_oci_layout(tmp_path / "src", os.urandom(512 * 1024))
+        skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", creds,
+               f"oci:{tmp_path / 'src'}:v1", f"docker://{host(server)}/keep/app:v1")
+        before = ecr.describe_repositories()["repositories"]
+        assert server.terminate() == 0
+        port = server.port
+        server.close()
+
+        server = EcrdServer(["--data-dir", str(data_dir)]).start()
+        ecr = boto_client(server)
+        after = ecr.describe_repositories()["repositories"]
+        assert [r["repositoryArn"] for r in after] == [r["repositoryArn"] for r in before]
+        assert after[0]["imageTagMutability"] == "IMMUTABLE"
+        arn = after[0]["repositoryArn"]
+        assert ecr.list_tags_for_resource(resourceArn=arn)["tags"] == [{"Key": "team", "Value": "core"}]
+        assert json.loads(ecr.get_lifecycle_policy(repositoryName="keep/app")["lifecyclePolicyText"]) \
+            == json.loads(policy)
+        ids = ecr.list_images(repositoryName="keep/app")["imageIds"]
+        assert ids == [{"imageDigest": digest, "imageTag": "v1"}]
+        # The password issued before the restart still opens the registry (the
+        # token secret lives in the data directory); the image pulls back.
+        assert port != 0
+        skopeo("copy", "--preserve-digests", "--src-tls-verify=false", "--src-creds", creds,
+               f"docker://{host(server)}/keep/app:v1", f"oci:{tmp_path / 'out'}:v1")
+        index = json.loads((tmp_path / "out" / "index.json").read_text())
+        assert index["manifests"][0]["digest"] == digest
+    finally:
+        server.close()
