@@ -13,6 +13,9 @@ What it measures:
   protection), so the load generator does not pay for signing but the server
   does pay for verifying: ecrd checks every signature (`--auth strict`, the
   default), moto checks none.
+- The same with access control in force: the `test` key carries an identity
+  policy (with a condition on a principal tag) and the repository a
+  repository policy, so every request is evaluated against both.
 - ecrd start-to-first-answer: spawn -> first 200 from /_ecrd/health (median
   of N runs), and idle RSS (VmRSS from /proc/<pid>/status after start).
 
@@ -84,13 +87,49 @@ def ecrd_env() -> dict:
     return env
 
 
-def start_ecrd(binary: Path, log: str | None = None) -> tuple[subprocess.Popen, int]:
+IDENTITY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["ecr:Describe*", "ecr:Get*", "ecr:List*",
+                                       "ecr:CreateRepository", "ecr:SetRepositoryPolicy"],
+         "Resource": "*"},
+        {"Effect": "Deny", "Action": "ecr:DeleteRepository", "Resource": "*",
+         "Condition": {"StringNotEquals": {"aws:PrincipalTag/team": "platform"}}},
+    ],
+}
+REPOSITORY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "CrossAccountPull", "Effect": "Allow",
+         "Principal": {"AWS": ["arn:aws:iam::111111111111:root", "222222222222"]},
+         "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                    "ecr:DescribeRepositories", "ecr:DescribeImages"]},
+        {"Sid": "NoDeleteFromOutside", "Effect": "Deny", "Principal": "*",
+         "Action": "ecr:Delete*",
+         "Condition": {"StringNotEquals": {"aws:PrincipalAccount": "000000000000"}}},
+    ],
+}
+
+
+def policy_credentials_file() -> str:
+    """A credentials file giving the `test` key an identity policy."""
+    directory = tempfile.mkdtemp(prefix="ecrd-bench-")
+    policy = Path(directory) / "identity.json"
+    policy.write_text(json.dumps(IDENTITY_POLICY))
+    creds = Path(directory) / "credentials"
+    creds.write_text("test test 000000000000 arn:aws:iam::000000000000:user/bench "
+                     "tag:team=bench policy=identity.json\n")
+    return str(creds)
+
+
+def start_ecrd(binary: Path, log: str | None = None,
+               extra: list[str] | None = None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = ecrd_env()
     if log is not None:
         env["ECRD_LOG"] = log
     proc = subprocess.Popen(
-        [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port), *(extra or [])],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     wait_http_ok(f"http://127.0.0.1:{port}/_ecrd/health", 15, proc)
@@ -149,10 +188,16 @@ def call(port: int, operation: str, body: bytes) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-def prepare(port: int) -> bytes:
+def prepare(port: int, repository_policy: bool = False) -> bytes:
     status, raw = call(port, "CreateRepository", json.dumps({"repositoryName": REPO_NAME}).encode())
     if status != 200:
         raise RuntimeError(f"CreateRepository on port {port}: {status} {raw[:300]!r}")
+    if repository_policy:
+        body = json.dumps({"repositoryName": REPO_NAME,
+                           "policyText": json.dumps(REPOSITORY_POLICY)}).encode()
+        status, raw = call(port, "SetRepositoryPolicy", body)
+        if status != 200:
+            raise RuntimeError(f"SetRepositoryPolicy on port {port}: {status} {raw[:300]!r}")
     body = json.dumps({"repositoryNames": [REPO_NAME]}).encode()
     status, raw = call(port, "DescribeRepositories", body)
     names = [r["repositoryName"] for r in json.loads(raw).get("repositories", [])]
@@ -332,6 +377,9 @@ def main() -> int:
                  lambda: start_ecrd(binary)),
         "ecrd-quiet": ("ecrd, ECRD_LOG=warn (SigV4 verified, no request log)",
                        lambda: start_ecrd(binary, log="warn")),
+        "ecrd-policies": ("ecrd, defaults + identity policy + repository policy evaluated",
+                          lambda: start_ecrd(binary, extra=["--credentials-file",
+                                                            policy_credentials_file()])),
     }
     if not args.skip_moto:
         servers["moto"] = ("moto_server (no SigV4 check)", start_moto)
@@ -343,7 +391,7 @@ def main() -> int:
         try:
             if name == "ecrd":
                 idle_rss = rss_kib(proc.pid)
-            body = prepare(port)
+            body = prepare(port, repository_policy=(name == "ecrd-policies"))
             print(f"loading {name} ({args.generator}, {args.connections} connections, "
                   f"{args.duration}s)...", file=sys.stderr, flush=True)
             results[name] = load(port, body, args)
@@ -367,6 +415,9 @@ def main() -> int:
     if "moto" in results and results["moto"]["rps"] > 0:
         ratio = results["ecrd"]["rps"] / results["moto"]["rps"]
         print(f"| **ratio ecrd (defaults) / moto** | **{ratio:,.0f}x** | | | | |")
+    if "ecrd-policies" in results and results["ecrd"]["rps"] > 0:
+        cost = 1 - results["ecrd-policies"]["rps"] / results["ecrd"]["rps"]
+        print(f"| **policy evaluation cost vs defaults** | **{cost * 100:+.1f}%** | | | | |")
     print()
     print("| ecrd process | value |")
     print("|---|---:|")

@@ -12,7 +12,10 @@ pub mod digest;
 pub mod ecr;
 pub mod oci;
 pub mod server;
+pub mod state;
 pub mod store;
+pub mod sts;
 
 pub use config::ServeConfig;
-pub use server::{router, AppState, Server};
+pub use server::{router, Server};
+pub use state::AppState;

@@ -16,7 +16,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,105 +26,13 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::auth::credentials::{CredentialError, CredentialTable};
-use crate::auth::token::TokenSigner;
 use crate::config::ServeConfig;
-use crate::ecr::clock::Clock;
-use crate::ecr::names::AccountId;
-use crate::ecr::Ecr;
-use crate::store::blobs::BlobStore;
-use crate::store::disk::{DataDir, DiskStore};
-use crate::store::disk_blobs::DiskBlobStore;
-use crate::store::memory::MemoryStore;
-use crate::store::memory_blobs::MemoryBlobStore;
-use crate::store::{MetadataStore, StoreError};
-
-/// Everything a request handler can reach.
-pub struct AppState {
-    pub config: ServeConfig,
-    pub ecr: Arc<Ecr>,
-    pub credentials: CredentialTable,
-    pub default_account: AccountId,
-    pub tokens: TokenSigner,
-    pub started: Instant,
-}
-
-/// A configuration that cannot start a server.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("--default-account: {0}")]
-    DefaultAccount(String),
-    #[error(transparent)]
-    Credentials(#[from] CredentialError),
-    /// The data directory cannot be opened (locked, unreadable, corrupt,
-    /// or of an unknown version); the message names the path.
-    #[error("{}", .0.0)]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-}
-
-impl AppState {
-    /// Builds the state for a configuration. `port` is the port actually
-    /// bound, for the default registry host.
-    pub fn new(config: ServeConfig, port: u16) -> Result<Self, StartError> {
-        let default_account =
-            AccountId::parse(&config.default_account).map_err(StartError::DefaultAccount)?;
-        let mut credentials = CredentialTable::with_default(default_account.clone());
-        if let Some(list) = &config.credentials {
-            credentials.add_list(list)?;
-        }
-        if let Some(path) = &config.credentials_file {
-            credentials.add_file(path)?;
-        }
-        let data_dir = match &config.data_dir {
-            Some(path) => Some(DataDir::open(path)?),
-            None => None,
-        };
-        let tokens = match (&config.token_secret, &data_dir) {
-            (Some(secret), _) => TokenSigner::new(secret.as_bytes().to_vec()),
-            (None, Some(dir)) => TokenSigner::new(dir.token_secret()?),
-            (None, None) => TokenSigner::random(),
-        };
-        let registry_host = config
-            .registry_host
-            .clone()
-            .unwrap_or_else(|| "localhost:{port}".to_string())
-            .replace("{port}", &port.to_string());
-        let (store, blobs): (Arc<dyn MetadataStore>, Arc<dyn BlobStore>) = match data_dir {
-            Some(dir) => (
-                Arc::new(DiskStore::open(dir.clone())?),
-                Arc::new(DiskBlobStore::open(dir)?),
-            ),
-            None => (
-                Arc::new(MemoryStore::new()),
-                Arc::new(MemoryBlobStore::new()),
-            ),
-        };
-        let ecr = Arc::new(Ecr::new(
-            store,
-            blobs,
-            Arc::new(Clock::default()),
-            registry_host,
-        ));
-        Ok(AppState {
-            config,
-            ecr,
-            credentials,
-            default_account,
-            tokens,
-            started: Instant::now(),
-        })
-    }
-}
+pub use crate::state::{AppState, StartError};
 
 /// The router serving both planes and the operator endpoints.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", post(crate::api::handle))
+        .route("/", post(root))
         .route("/_ecrd/health", get(health))
         .route("/_ecrd/reset", post(reset))
         .route("/_ecrd/clock", get(get_clock).post(set_clock))
@@ -136,6 +43,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::oci::routes())
         .fallback(not_found)
         .with_state(state)
+}
+
+/// `POST /`: the ECR JSON API, or STS's query API when the request is one.
+async fn root(state: State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    if crate::sts::is_sts_request(request.headers()) {
+        crate::sts::handle(state, request).await
+    } else {
+        crate::api::handle(state, request).await
+    }
 }
 
 async fn health(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
@@ -390,9 +306,12 @@ impl Server {
             ))),
         };
         let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         for task in [lifecycle, gc].into_iter().flatten() {
             task.abort();
         }

@@ -23,39 +23,61 @@ use tracing::Instrument;
 
 use crate::auth::sigv4::{self, RequestParts, SecretLookup};
 use crate::config::AuthMode;
+use crate::ecr::caller::Caller;
 use crate::ecr::error::EcrError;
 use crate::ecr::names::{AccountId, Region, Scope};
-use crate::server::AppState;
+use crate::state::AppState;
 use error::{ApiError, JSON_CONTENT_TYPE};
 use model::{Operation, Validate};
 
 /// The `X-Amz-Target` prefix of every ECR operation.
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
 
-/// Who is calling, as the signature proved it.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The caller's own registry: its account and the signature's region.
-    pub scope: Scope,
-    pub access_key_id: String,
-}
-
 /// What an operation handler gets besides its input.
 #[derive(Clone)]
 pub struct Ctx {
     pub app: Arc<AppState>,
     pub caller: Caller,
+    /// The operation's IAM action, `ecr:<Operation>`.
+    pub action: String,
     pub request_id: String,
 }
 
 impl Ctx {
-    /// The registry an operation acts on: `registryId` when given (the
-    /// model's pattern has already checked it), else the caller's own.
-    pub fn registry(&self, registry_id: Option<&String>) -> Scope {
+    /// The registry a request names: `registryId` when given (the model's
+    /// pattern has already checked it), else the caller's own.
+    pub fn target(&self, registry_id: Option<&String>) -> Scope {
         match registry_id.and_then(|id| AccountId::parse(id).ok()) {
-            Some(account) => Scope::new(account, self.caller.scope.region.clone()),
-            None => self.caller.scope.clone(),
+            Some(account) => Scope::new(account, self.caller.region.clone()),
+            None => self.caller.scope(),
         }
+    }
+
+    /// The registry of an operation on `repository`, once the domain has
+    /// decided the caller may perform the operation's action on it.
+    pub fn repository(
+        &self,
+        registry_id: Option<&String>,
+        repository: Option<&str>,
+    ) -> Result<Scope, EcrError> {
+        let scope = self.target(registry_id);
+        self.app.ecr.authorize(
+            &self.caller,
+            &self.action,
+            &scope,
+            Some(repository.unwrap_or_default()),
+        )?;
+        Ok(scope)
+    }
+
+    /// The registry of a registry-level operation (resource `*`), once the
+    /// domain has decided the caller may perform it there.
+    pub fn registry(&self, registry_id: Option<&String>) -> Result<Scope, EcrError> {
+        let scope = self.target(registry_id);
+        self.app
+            .ecr
+            .authorize(&self.caller, &self.action, &scope, None)?;
+        Ok(scope)
     }
 }
 
@@ -120,13 +142,14 @@ async fn process(
 ) -> Result<Vec<u8>, ApiError> {
     let (parts, body) = request.into_parts();
     let body = read_body(body, app.config.max_api_body).await?;
-    let caller = authenticate(&app, &parts, &body)?;
-    tracing::Span::current().record("account", caller.scope.account.as_str());
-    tracing::Span::current().record("region", caller.scope.region.as_str());
+    let caller = authenticate(&app, &parts, &body, "ecr")?;
+    tracing::Span::current().record("account", caller.account.as_str());
+    tracing::Span::current().record("region", caller.region.as_str());
     let operation = operation.ok_or_else(|| ApiError::unknown_operation(target))?;
     let ctx = Ctx {
         app,
         caller,
+        action: format!("ecr:{}", operation.name()),
         request_id: request_id.to_string(),
     };
     ops::dispatch(operation, ctx, &body).await
@@ -138,12 +161,14 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::body_too_large(limit))
 }
 
-/// Proves who signed the request (strict mode) or reads who claims to have
-/// (permissive mode).
-fn authenticate(
+/// Proves who signed the request for `service` (strict mode) or reads who
+/// claims to have (permissive mode), and names the caller as the domain
+/// sees it.
+pub(crate) fn authenticate(
     app: &AppState,
     parts: &axum::http::request::Parts,
     body: &[u8],
+    service: &str,
 ) -> Result<Caller, ApiError> {
     let req = RequestParts {
         method: parts.method.as_str(),
@@ -156,7 +181,7 @@ fn authenticate(
     // one: ecrd's adjustable clock (moved by tests to age images) must not
     // make every SDK call fail with "Signature expired".
     let now = time::OffsetDateTime::now_utc();
-    let (access_key_id, region, account) = match app.config.auth {
+    let (access_key_id, region) = match app.config.auth {
         AuthMode::Strict => {
             let lookup = |key: &str| {
                 app.credentials.get(key).map(|c| SecretLookup {
@@ -164,27 +189,11 @@ fn authenticate(
                     session_token: c.session_token.clone(),
                 })
             };
-            let verified = sigv4::verify(&req, "ecr", now, &lookup)?;
-            let account = app
-                .credentials
-                .get(&verified.access_key_id)
-                .map(|c| c.account.clone())
-                .ok_or_else(|| {
-                    ApiError::from(EcrError::new(
-                        crate::ecr::error::ErrorKind::Server,
-                        "credential vanished",
-                    ))
-                })?;
-            (verified.access_key_id, verified.region, account)
+            let verified = sigv4::verify(&req, service, now, &lookup)?;
+            (verified.access_key_id, verified.region)
         }
         AuthMode::Permissive => {
-            let (key, region) =
-                sigv4::parse_scope(&req).unwrap_or_else(|| ("test".into(), "us-east-1".into()));
-            let account = match app.credentials.get(&key) {
-                Some(c) => c.account.clone(),
-                None => AccountId::parse(&key).unwrap_or_else(|_| app.default_account.clone()),
-            };
-            (key, region, account)
+            sigv4::parse_scope(&req).unwrap_or_else(|| ("test".into(), "us-east-1".into()))
         }
     };
     let region = Region::parse(&region).map_err(|_| {
@@ -194,10 +203,11 @@ fn authenticate(
             "Credential should be scoped to a valid region. ",
         )
     })?;
-    Ok(Caller {
-        scope: Scope::new(account, region),
-        access_key_id,
-    })
+    let source_ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    Ok(app.caller_for_key(&access_key_id, region, source_ip))
 }
 
 /// Decodes, checks, runs and encodes one operation.

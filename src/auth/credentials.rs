@@ -1,25 +1,131 @@
-//! The credential table: which access key belongs to which account, and the
-//! secret that signs its requests.
+//! The credential table: which access key belongs to which account and
+//! principal, the secret that signs its requests, and the identity policy
+//! (if any) that limits what the principal may do.
 //!
 //! Sources, later ones overriding earlier ones for the same key:
-//! 1. the built-in pair `test`/`test` in the default account;
-//! 2. `ECRD_CREDENTIALS` / `--credentials`: `KEY:SECRET:ACCOUNT[,...]`;
-//! 3. `--credentials-file`: one `KEY SECRET ACCOUNT [SESSION_TOKEN]` per line,
-//!    blank lines and `#` comments ignored.
+//! 1. the built-in pair `test`/`test`, the root of the default account;
+//! 2. `ECRD_CREDENTIALS` / `--credentials`:
+//!    `KEY:SECRET:ACCOUNT[:PRINCIPAL_ARN][,...]` (the ARN is everything after
+//!    the third colon);
+//! 3. `--credentials-file`: one credential per line,
+//!    `KEY SECRET ACCOUNT [SESSION_TOKEN] [PRINCIPAL_ARN] [tag:K=V ...] [policy=PATH|policy={json}]`,
+//!    the optional fields recognised by their form (a field starting with
+//!    `arn:` is the principal, `tag:` a principal tag, `policy=` the identity
+//!    policy: a file path relative to the credentials file, or inline JSON
+//!    running to the end of the line); blank lines and `#` comments ignored
+//!    (`#` inside an inline policy is kept).
+//!
+//! The principal defaults to the account's root, `arn:aws:iam::<ACCOUNT>:root`.
+//! A user (`arn:aws:iam::<ACCOUNT>:user/...`), role (`...:role/...`) or
+//! assumed-role session (`arn:aws:sts::<ACCOUNT>:assumed-role/<role>/<session>`)
+//! may be named; its account must be the credential's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, LazyLock};
 
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+use crate::ecr::access::{Policy, PolicyKind};
 use crate::ecr::names::AccountId;
 
 /// One configured access key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Credential {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub account: AccountId,
     /// When set, requests with this key must carry exactly this session token.
     pub session_token: Option<String>,
+    /// The IAM principal the key belongs to.
+    pub principal_arn: String,
+    /// Principal tags (`aws:PrincipalTag/<key>` in policy conditions).
+    pub tags: BTreeMap<String, String>,
+    /// The identity policy limiting the principal; `None` is full access
+    /// within its own account.
+    pub identity_policy: Option<Arc<Policy>>,
+}
+
+impl Credential {
+    /// A credential for the root of `account`, without policy or tags.
+    pub fn root(access_key_id: &str, secret_access_key: &str, account: AccountId) -> Self {
+        Credential {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: secret_access_key.to_string(),
+            principal_arn: root_arn(&account),
+            account,
+            session_token: None,
+            tags: BTreeMap::new(),
+            identity_policy: None,
+        }
+    }
+
+    /// STS's `UserId` for the principal: the account id for the root, a
+    /// stable `AIDA...` id for a user, `AROA...:<session>` for a role session.
+    pub fn user_id(&self) -> String {
+        user_id(&self.principal_arn, &self.account)
+    }
+}
+
+/// `arn:aws:iam::<account>:root`.
+pub fn root_arn(account: &AccountId) -> String {
+    format!("arn:aws:iam::{account}:root")
+}
+
+static PRINCIPAL_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^arn:aws:(?:iam::([0-9]{12}):(?:root|user/[\w+=,.@/-]+|role/[\w+=,.@/-]+)|sts::([0-9]{12}):assumed-role/[\w+=,.@-]+/[\w+=,.@-]+)$",
+    )
+    .expect("principal pattern compiles")
+});
+
+/// Checks a principal ARN and that it belongs to `account`.
+pub fn check_principal_arn(arn: &str, account: &AccountId) -> Result<(), String> {
+    let caps = PRINCIPAL_ARN.captures(arn).ok_or_else(|| {
+        "the principal must be arn:aws:iam::<ACCOUNT>:root|user/NAME|role/NAME or arn:aws:sts::<ACCOUNT>:assumed-role/ROLE/SESSION".to_string()
+    })?;
+    let owner = caps.get(1).or_else(|| caps.get(2)).map(|m| m.as_str());
+    if owner != Some(account.as_str()) {
+        return Err(format!(
+            "the principal {arn} is not in the credential's account {account}"
+        ));
+    }
+    Ok(())
+}
+
+/// STS's `UserId` for a principal ARN.
+pub fn user_id(arn: &str, account: &AccountId) -> String {
+    let stable = |prefix: &str, name: &str| {
+        // IAM unique ids: a 4-letter type prefix and 17 base-32 characters.
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let digest = Sha256::digest(name.as_bytes());
+        let tail: String = digest
+            .iter()
+            .take(17)
+            .map(|b| ALPHABET[(*b as usize) % 32] as char)
+            .collect();
+        format!("{prefix}{tail}")
+    };
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or("");
+    if resource == "root" {
+        account.to_string()
+    } else if let Some(rest) = resource.strip_prefix("assumed-role/") {
+        let (role, session) = rest.rsplit_once('/').unwrap_or((rest, ""));
+        let role_arn = format!("arn:aws:iam::{account}:role/{role}");
+        format!("{}:{session}", stable("AROA", &role_arn))
+    } else if resource.starts_with("role/") {
+        stable("AROA", arn)
+    } else {
+        stable("AIDA", arn)
+    }
+}
+
+/// Parses an identity policy for a credential.
+fn identity_policy(text: &str) -> Result<Arc<Policy>, String> {
+    Policy::parse(text, PolicyKind::Identity)
+        .map(Arc::new)
+        .map_err(|e| format!("the identity policy is not valid: {}", e.reason))
 }
 
 /// Access key id → credential.
@@ -50,12 +156,7 @@ impl CredentialTable {
     /// The table with only the built-in `test`/`test` pair.
     pub fn with_default(account: AccountId) -> Self {
         let mut table = CredentialTable::default();
-        table.insert(Credential {
-            access_key_id: "test".into(),
-            secret_access_key: "test".into(),
-            account,
-            session_token: None,
-        });
+        table.insert(Credential::root("test", "test", account));
         table
     }
 
@@ -68,28 +169,31 @@ impl CredentialTable {
         self.by_key.get(access_key_id)
     }
 
-    /// Adds the entries of a `KEY:SECRET:ACCOUNT[,...]` list.
+    /// Adds the entries of a `KEY:SECRET:ACCOUNT[:PRINCIPAL_ARN][,...]` list.
     pub fn add_list(&mut self, list: &str) -> Result<(), CredentialError> {
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let parts: Vec<&str> = entry.split(':').collect();
+            let mut parts = entry.splitn(4, ':');
+            let (key, secret, account, principal) =
+                (parts.next(), parts.next(), parts.next(), parts.next());
+            // Never echo the secret: name the entry by its key alone.
             let bad = |reason: &str| CredentialError::BadEntry {
-                entry: entry.to_string(),
+                entry: format!("{}:…", key.unwrap_or("")),
                 reason: reason.to_string(),
             };
-            let [key, secret, account] = parts.as_slice() else {
-                return Err(bad("expected KEY:SECRET:ACCOUNT"));
+            let (Some(key), Some(secret), Some(account)) = (key, secret, account) else {
+                return Err(bad("expected KEY:SECRET:ACCOUNT[:PRINCIPAL_ARN]"));
             };
             let account =
                 AccountId::parse(account).map_err(|_| bad("the account must be 12 digits"))?;
             if key.is_empty() || secret.is_empty() {
                 return Err(bad("key and secret must not be empty"));
             }
-            self.insert(Credential {
-                access_key_id: key.to_string(),
-                secret_access_key: secret.to_string(),
-                account,
-                session_token: None,
-            });
+            let mut credential = Credential::root(key, secret, account);
+            if let Some(arn) = principal {
+                check_principal_arn(arn, &credential.account).map_err(|r| bad(&r))?;
+                credential.principal_arn = arn.to_string();
+            }
+            self.insert(credential);
         }
         Ok(())
     }
@@ -101,33 +205,63 @@ impl CredentialTable {
             path: shown.clone(),
             source,
         })?;
+        let base = path.parent().unwrap_or(Path::new("."));
         for (index, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
             let bad = |reason: &str| CredentialError::BadLine {
                 path: shown.clone(),
                 line: index + 1,
                 reason: reason.to_string(),
             };
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (key, secret, account, token) = match fields.as_slice() {
-                [k, s, a] => (*k, *s, *a, None),
-                [k, s, a, t] => (*k, *s, *a, Some(t.to_string())),
-                _ => return Err(bad("expected KEY SECRET ACCOUNT [SESSION_TOKEN]")),
-            };
-            let account =
-                AccountId::parse(account).map_err(|_| bad("the account must be 12 digits"))?;
-            self.insert(Credential {
-                access_key_id: key.to_string(),
-                secret_access_key: secret.to_string(),
-                account,
-                session_token: token,
-            });
+            let credential = parse_line(raw, base).map_err(|r| bad(&r))?;
+            if let Some(credential) = credential {
+                self.insert(credential);
+            }
         }
         Ok(())
     }
+}
+
+/// One line of a credentials file; `None` for a blank or comment line.
+fn parse_line(raw: &str, base: &Path) -> Result<Option<Credential>, String> {
+    // An inline policy runs to the end of the line and may contain `#`.
+    let (head, inline_policy) = match raw.find("policy={") {
+        Some(at) => (&raw[..at], Some(raw[at + "policy=".len()..].trim())),
+        None => (raw.split('#').next().unwrap_or(""), None),
+    };
+    let fields: Vec<&str> = head.split_whitespace().collect();
+    if fields.is_empty() && inline_policy.is_none() {
+        return Ok(None);
+    }
+    const FORM: &str = "expected KEY SECRET ACCOUNT [SESSION_TOKEN] [PRINCIPAL_ARN] [tag:K=V ...] [policy=PATH|policy={json}]";
+    let [key, secret, account, rest @ ..] = fields.as_slice() else {
+        return Err(FORM.to_string());
+    };
+    let account = AccountId::parse(account).map_err(|_| "the account must be 12 digits")?;
+    let mut credential = Credential::root(key, secret, account);
+    for field in rest {
+        if field.starts_with("arn:") {
+            check_principal_arn(field, &credential.account)?;
+            credential.principal_arn = field.to_string();
+        } else if let Some(tag) = field.strip_prefix("tag:") {
+            let (k, v) = tag
+                .split_once('=')
+                .ok_or_else(|| format!("the principal tag '{tag}' must be tag:KEY=VALUE"))?;
+            credential.tags.insert(k.to_string(), v.to_string());
+        } else if let Some(file) = field.strip_prefix("policy=") {
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("policy file {}: {e}", path.display()))?;
+            credential.identity_policy = Some(identity_policy(&text)?);
+        } else if credential.session_token.is_none() {
+            credential.session_token = Some(field.to_string());
+        } else {
+            return Err(format!("unexpected field '{field}': {FORM}"));
+        }
+    }
+    if let Some(text) = inline_policy {
+        credential.identity_policy = Some(identity_policy(text)?);
+    }
+    Ok(Some(credential))
 }
 
 #[cfg(test)]
@@ -142,7 +276,21 @@ mod tests {
             .unwrap();
         assert_eq!(table.get("AKIA2").unwrap().account.as_str(), "222222222222");
         assert!(table.add_list("bad").is_err());
-        assert!(table.add_list("k:s:123").is_err());
+        let err = table.add_list("k:topsecret:123").unwrap_err().to_string();
+        assert!(!err.contains("topsecret"), "{err}");
+        table
+            .add_list("AKIA5:s5:555555555555:arn:aws:iam::555555555555:user/ci")
+            .unwrap();
+        let ci = table.get("AKIA5").unwrap();
+        assert_eq!(ci.principal_arn, "arn:aws:iam::555555555555:user/ci");
+        assert!(ci.user_id().starts_with("AIDA"));
+        assert_eq!(
+            table.get("AKIA1").unwrap().principal_arn,
+            "arn:aws:iam::111111111111:root"
+        );
+        assert!(table
+            .add_list("AKIA6:s6:555555555555:arn:aws:iam::666666666666:user/ci")
+            .is_err());
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("creds");
@@ -157,6 +305,19 @@ mod tests {
             Some("tok")
         );
         assert_eq!(table.get("test").unwrap().secret_access_key, "test");
+        std::fs::write(dir.path().join("ro.json"), r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:Describe*","Resource":"*"}]}"#).unwrap();
+        std::fs::write(
+            &path,
+            "AKIA7 s7 777777777777 arn:aws:sts::777777777777:assumed-role/deploy/job-1 tag:team=ci policy=ro.json\n\
+             AKIA8 s8 888888888888 policy={\"Statement\":{\"Effect\":\"Deny\",\"Action\":\"*\",\"Resource\":\"*\"}}\n",
+        )
+        .unwrap();
+        table.add_file(&path).unwrap();
+        let job = table.get("AKIA7").unwrap();
+        assert_eq!(job.tags.get("team").map(String::as_str), Some("ci"));
+        assert!(job.identity_policy.is_some());
+        assert!(job.user_id().starts_with("AROA") && job.user_id().ends_with(":job-1"));
+        assert!(table.get("AKIA8").unwrap().identity_policy.is_some());
         std::fs::write(&path, "only-two fields\n").unwrap();
         let err = table.add_file(&path).unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");

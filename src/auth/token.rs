@@ -24,6 +24,10 @@ pub struct TokenClaims {
     pub account: AccountId,
     pub region: Region,
     pub access_key_id: String,
+    /// The principal the password was issued to; absent in passwords of
+    /// earlier versions, which were the account's root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_arn: Option<String>,
     /// Expiry, epoch seconds.
     pub expires: i64,
 }
@@ -84,11 +88,22 @@ impl TokenSigner {
         mac
     }
 
-    /// A password for these claims.
+    /// A password for the root of `scope`'s account.
     pub fn issue(
         &self,
         scope: &Scope,
         access_key_id: &str,
+        now: OffsetDateTime,
+    ) -> (String, OffsetDateTime) {
+        self.issue_to(scope, access_key_id, None, now)
+    }
+
+    /// A password for a principal (`None`: the account's root).
+    pub fn issue_to(
+        &self,
+        scope: &Scope,
+        access_key_id: &str,
+        principal_arn: Option<&str>,
         now: OffsetDateTime,
     ) -> (String, OffsetDateTime) {
         let expires_at = now + TOKEN_LIFETIME;
@@ -96,6 +111,7 @@ impl TokenSigner {
             account: scope.account.clone(),
             region: scope.region.clone(),
             access_key_id: access_key_id.to_string(),
+            principal_arn: principal_arn.map(str::to_string),
             expires: expires_at.unix_timestamp(),
         };
         let payload = STANDARD.encode(serde_json::to_vec(&claims).unwrap_or_default());

@@ -38,6 +38,11 @@ pub enum ErrorKind {
     LifecyclePolicyNotFound,
     LifecyclePolicyPreviewInProgress,
     LifecyclePolicyPreviewNotFound,
+    RepositoryPolicyNotFound,
+    RegistryPolicyNotFound,
+    /// AWS's generic authorization failure (not an ECR model shape: every
+    /// AWS service answers it the same way).
+    AccessDenied,
 }
 
 impl ErrorKind {
@@ -75,6 +80,9 @@ impl ErrorKind {
                 "LifecyclePolicyPreviewInProgressException"
             }
             ErrorKind::LifecyclePolicyPreviewNotFound => "LifecyclePolicyPreviewNotFoundException",
+            ErrorKind::RepositoryPolicyNotFound => "RepositoryPolicyNotFoundException",
+            ErrorKind::RegistryPolicyNotFound => "RegistryPolicyNotFoundException",
+            ErrorKind::AccessDenied => "AccessDeniedException",
         }
     }
 
@@ -107,6 +115,9 @@ impl ErrorKind {
         ErrorKind::LifecyclePolicyNotFound,
         ErrorKind::LifecyclePolicyPreviewInProgress,
         ErrorKind::LifecyclePolicyPreviewNotFound,
+        ErrorKind::RepositoryPolicyNotFound,
+        ErrorKind::RegistryPolicyNotFound,
+        ErrorKind::AccessDenied,
     ];
 }
 
@@ -139,6 +150,22 @@ impl EcrError {
         Self::new(
             ErrorKind::RepositoryNotFound,
             format!("The repository with name '{name}' does not exist in the registry with id '{registry}'"),
+        )
+    }
+}
+
+impl EcrError {
+    pub fn repository_policy_not_found(name: &str, registry: &str) -> Self {
+        Self::new(
+            ErrorKind::RepositoryPolicyNotFound,
+            format!("Repository policy does not exist for the repository with name '{name}' in the registry with id '{registry}'"),
+        )
+    }
+
+    pub fn registry_policy_not_found(registry: &str) -> Self {
+        Self::new(
+            ErrorKind::RegistryPolicyNotFound,
+            format!("Registry policy does not exist in the registry with id '{registry}'"),
         )
     }
 }

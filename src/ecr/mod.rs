@@ -3,7 +3,10 @@
 //! (`api/` for the JSON control plane, `oci/` for `/v2/`) call into here and
 //! hold no rule of their own.
 
+pub mod access;
 pub mod arn;
+pub mod authorize;
+pub mod caller;
 pub mod clock;
 pub mod error;
 pub mod gc;
@@ -13,6 +16,7 @@ pub mod lifecycle;
 pub mod lifecycle_runs;
 pub mod manifest;
 pub mod names;
+pub mod policies;
 pub mod records;
 pub mod repositories;
 pub mod settings;
@@ -36,6 +40,8 @@ pub struct Ecr {
     /// Orders garbage collection against the steps that make or use blobs
     /// before a record refers to them (see `gc`).
     pub(crate) collection: tokio::sync::RwLock<()>,
+    /// Stored repository and registry policies, parsed.
+    pub(crate) policies: authorize::PolicyCache,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
 }
@@ -52,6 +58,7 @@ impl Ecr {
             blobs,
             clock,
             collection: tokio::sync::RwLock::new(()),
+            policies: authorize::PolicyCache::default(),
             registry_host,
         }
     }

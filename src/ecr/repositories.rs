@@ -233,6 +233,7 @@ impl Ecr {
             lifecycle_policy: None,
             lifecycle_policy_updated_ms: None,
             lifecycle_last_evaluated_ms: None,
+            repository_policy: None,
         };
         let key = repository_key(scope, name.as_str());
         let mut tx = self.store.write()?;

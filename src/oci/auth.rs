@@ -2,9 +2,10 @@
 //! password GetAuthorizationToken issued (`aws ecr get-login-password`).
 //!
 //! The password is a signed token naming an account and a region; the
-//! registry a request reaches is the token's, so a token for one account
-//! never opens another's repositories. A request sent to an ECR-shaped host
-//! (`<account>.dkr.ecr.<region>.<anything>`) must name the token's registry.
+//! registry a request reaches is the one its host names
+//! (`<account>.dkr.ecr.<region>.<anything>`, as in ECR) or else the token's
+//! own; another account's registry opens only where its policies allow the
+//! token's principal (`ecr::authorize`).
 //! Without valid credentials the answer is 401 with the challenge ECR sends:
 //! `Www-Authenticate: Basic realm="<scheme>://<host>/",service="ecr.amazonaws.com"`.
 
@@ -17,7 +18,8 @@ use regex::Regex;
 
 use super::error::{OciError, OciResult};
 use crate::auth::token::{TokenClaims, TokenError};
-use crate::server::AppState;
+use crate::ecr::names::{AccountId, Scope};
+use crate::state::AppState;
 
 /// ECR's message for an expired registry password.
 pub const EXPIRED_MESSAGE: &str =
@@ -88,14 +90,25 @@ pub fn authenticate(app: &AppState, headers: &HeaderMap) -> OciResult<TokenClaim
             ))
         }
     };
-    if let Some(caps) = request_host(headers).and_then(|h| ECR_HOST.captures(h)) {
-        let (account, region) = (&caps[1], &caps[2]);
-        if account != claims.account.as_str() || region != claims.region.as_str() {
-            return Err(OciError::denied(format!(
-                "Your authorization token is for the registry '{}' in '{}' and does not grant access to the registry '{account}' in '{region}'",
-                claims.account, claims.region
-            )));
-        }
-    }
     Ok(claims)
+}
+
+/// The registry a request addresses: an ECR-shaped host
+/// (`<account>.dkr.ecr.<region>.<anything>`) names it, as in ECR; any other
+/// host means the caller's own. A password is issued for one region and
+/// opens registries of that region only; which accounts it opens is for
+/// their policies to say (`ecr::authorize`).
+pub fn target_registry(headers: &HeaderMap, claims: &TokenClaims) -> OciResult<Scope> {
+    let Some(caps) = request_host(headers).and_then(|h| ECR_HOST.captures(h)) else {
+        return Ok(claims.scope());
+    };
+    let (account, region) = (&caps[1], &caps[2]);
+    if region != claims.region.as_str() {
+        return Err(OciError::denied(format!(
+            "Your authorization token is for the registry '{}' in '{}' and does not grant access to the registry '{account}' in '{region}'",
+            claims.account, claims.region
+        )));
+    }
+    let account = AccountId::parse(account).map_err(OciError::denied)?;
+    Ok(Scope::new(account, claims.region.clone()))
 }

@@ -25,7 +25,7 @@ use crate::auth::token::TokenError;
 use crate::digest::Digest;
 use crate::ecr::names::{AccountId, Region, RepositoryName, Scope};
 use crate::ecr::Ecr;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// `GET|HEAD /v2/<name>/blobs/<digest>`.
 pub async fn get(

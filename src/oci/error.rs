@@ -212,7 +212,10 @@ impl From<EcrError> for OciError {
             ErrorKind::ImageStorageClassUpdateNotSupported
             | ErrorKind::LifecyclePolicyNotFound
             | ErrorKind::LifecyclePolicyPreviewInProgress
-            | ErrorKind::LifecyclePolicyPreviewNotFound => (S::BAD_REQUEST, "DENIED"),
+            | ErrorKind::LifecyclePolicyPreviewNotFound
+            | ErrorKind::RepositoryPolicyNotFound
+            | ErrorKind::RegistryPolicyNotFound => (S::BAD_REQUEST, "DENIED"),
+            ErrorKind::AccessDenied => (S::FORBIDDEN, "DENIED"),
             ErrorKind::Server => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         };
         OciError::new(status, code, e.message)

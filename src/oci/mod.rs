@@ -31,8 +31,10 @@ use axum::Router;
 use futures_util::TryStreamExt;
 use tracing::Instrument;
 
+use crate::ecr::authorize::RegistryRequest;
+use crate::ecr::caller::Caller;
 use crate::ecr::names::Scope;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::blobs::ByteStream;
 use error::{OciError, OciResult};
 use path::Route;
@@ -52,11 +54,13 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
 }
 
-/// What a registry handler gets: the app and the registry the caller's
-/// token names.
+/// What a registry handler gets: the app, the caller its password proves,
+/// and the registry the request addresses (the host's account, else the
+/// caller's own), which the domain has already let the caller act on.
 #[derive(Clone)]
 pub struct Ctx {
     pub app: Arc<AppState>,
+    pub caller: Caller,
     pub scope: Scope,
 }
 
@@ -105,14 +109,18 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
 
 async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciResult<Response> {
     let claims = auth::authenticate(&app, request.headers())?;
-    tracing::Span::current().record("account", claims.account.as_str());
-    tracing::Span::current().record("region", claims.region.as_str());
-    let ctx = Ctx {
-        app,
-        scope: claims.scope(),
-    };
+    let scope = auth::target_registry(request.headers(), &claims)?;
+    tracing::Span::current().record("account", scope.account.as_str());
+    tracing::Span::current().record("region", scope.region.as_str());
+    let source_ip = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = app.caller_for_token(&claims, source_ip);
     let (parts, body) = request.into_parts();
     let params = query(&parts.uri)?;
+    authorize(&app, &caller, &scope, &route, &parts.method, &params)?;
+    let ctx = Ctx { app, caller, scope };
     let headers = &parts.headers;
     let head = parts.method == Method::HEAD;
     match (route, parts.method.clone()) {
@@ -149,6 +157,49 @@ async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciResul
         (Route::Unknown, _) => Err(OciError::no_route()),
         (_, method) => Err(OciError::method_not_allowed(method.as_str())),
     }
+}
+
+/// Asks the domain whether the caller may make this request: the route and
+/// method name the registry request, the domain's table its ECR actions.
+/// The catalog is filtered per repository instead (`tags::catalog`).
+fn authorize(
+    app: &AppState,
+    caller: &Caller,
+    scope: &Scope,
+    route: &Route,
+    method: &Method,
+    params: &Params,
+) -> OciResult<()> {
+    use RegistryRequest as R;
+    let request = match (route, method) {
+        (Route::Tags(_), _) => R::ListTags,
+        (Route::Manifest(..), &Method::PUT) => R::PushManifest,
+        (Route::Manifest(..) | Route::Blob(..), &Method::DELETE) => R::Delete,
+        (Route::Manifest(..) | Route::Referrers(..), _) => R::PullManifest,
+        (Route::Blob(..), &Method::HEAD) => R::CheckBlob,
+        (Route::Blob(..), _) => R::PullBlob,
+        (Route::UploadStart(_), _) => R::StartUpload,
+        (Route::Upload(..), &Method::PATCH) => R::UploadChunk,
+        (Route::Upload(..), &Method::PUT) => R::CompleteUpload,
+        (Route::Upload(..), _) => R::StartUpload,
+        (Route::Base | Route::Catalog | Route::Unknown, _) => return Ok(()),
+    };
+    let repository = route.repository();
+    let ecr = &app.ecr;
+    ecr.authorize_all(caller, request.actions(), scope, repository)?;
+    if request == R::StartUpload && *method == Method::POST {
+        if params.contains_key("digest") {
+            // A monolithic upload is the whole push of a layer in one request.
+            for step in [R::UploadChunk, R::CompleteUpload] {
+                ecr.authorize_all(caller, step.actions(), scope, repository)?;
+            }
+        }
+        if let Some(from) = params.get("from").filter(|f| !f.is_empty()) {
+            // Mounting reads the layer from the other repository.
+            ecr.authorize_all(caller, R::PullBlob.actions(), scope, Some(from))?;
+        }
+    }
+    Ok(())
 }
 
 /// A JSON answer.

@@ -71,7 +71,23 @@ pub async fn catalog(ctx: Ctx, params: &Params) -> OciResult<Response> {
     let (repositories, more) = if n == 0 {
         (Vec::new(), false)
     } else {
-        ctx.app.ecr.catalog(&ctx.scope, last.as_deref(), n)?
+        let (names, more) = ctx.app.ecr.catalog(&ctx.scope, last.as_deref(), n)?;
+        // The catalog shows the repositories the caller may describe.
+        let visible = names
+            .into_iter()
+            .filter(|name| {
+                ctx.app
+                    .ecr
+                    .authorize(
+                        &ctx.caller,
+                        "ecr:DescribeRepositories",
+                        &ctx.scope,
+                        Some(name.as_str()),
+                    )
+                    .is_ok()
+            })
+            .collect::<Vec<_>>();
+        (visible, more)
     };
     let next = if more { repositories.last() } else { None };
     Ok(page(

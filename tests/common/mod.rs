@@ -224,3 +224,130 @@ pub async fn api_call(
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     (status, json, headers)
 }
+
+/// The SHA-256 digest of `data`, as `sha256:<hex>`.
+pub fn sha256_digest(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// Uploads `data` as one layer through the control plane; returns its digest.
+pub async fn upload_layer(
+    ecr: &aws_sdk_ecr::Client,
+    registry: Option<&str>,
+    repo: &str,
+    data: &[u8],
+) -> String {
+    let upload = ecr
+        .initiate_layer_upload()
+        .set_registry_id(registry.map(str::to_string))
+        .repository_name(repo)
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap().to_string();
+    ecr.upload_layer_part()
+        .set_registry_id(registry.map(str::to_string))
+        .repository_name(repo)
+        .upload_id(&id)
+        .part_first_byte(0)
+        .part_last_byte(data.len() as i64 - 1)
+        .layer_part_blob(aws_smithy_types::Blob::new(data.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let digest = sha256_digest(data);
+    ecr.complete_layer_upload()
+        .set_registry_id(registry.map(str::to_string))
+        .repository_name(repo)
+        .upload_id(&id)
+        .layer_digests(&digest)
+        .send()
+        .await
+        .unwrap();
+    digest
+}
+
+/// Pushes a small Docker v2 image (a config and one layer made from `seed`)
+/// through the control plane, tagged `tag`; returns the manifest and its
+/// digest.
+pub async fn push_image(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    seed: &str,
+    tag: &str,
+) -> (String, String) {
+    let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#);
+    let layer = format!("layer of {seed}").repeat(10);
+    let c = upload_layer(ecr, None, repo, config.as_bytes()).await;
+    let l = upload_layer(ecr, None, repo, layer.as_bytes()).await;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{c}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{},"digest":"{l}"}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    ecr.put_image()
+        .repository_name(repo)
+        .image_manifest(&manifest)
+        .image_tag(tag)
+        .send()
+        .await
+        .unwrap();
+    let digest = sha256_digest(manifest.as_bytes());
+    (manifest, digest)
+}
+
+/// Sends a SigV4-signed `POST /` for any service (`sts` for the query
+/// protocol) with the given content type; returns status and body text.
+pub async fn signed_service_post(
+    url: &str,
+    service: &str,
+    content_type: &str,
+    body: &str,
+    key: &str,
+    secret: &str,
+    region: &str,
+) -> (u16, String) {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    let host = url.trim_start_matches("http://").to_string();
+    let headers: Vec<(String, String)> = vec![
+        ("host".into(), host),
+        ("content-type".into(), content_type.into()),
+    ];
+    let identity = Credentials::new(key, secret, None, None, "t").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        format!("{url}/"),
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(format!("{url}/"));
+    for (k, v) in &headers {
+        request = request.header(k, v);
+    }
+    let mut request = request.body(()).unwrap();
+    instructions.apply_to_request_http1x(&mut request);
+    let mut builder = reqwest::Client::new().post(format!("{url}/"));
+    for (k, v) in request.headers() {
+        if k != "host" {
+            builder = builder.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let response = builder.body(body.to_string()).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}

@@ -12,7 +12,7 @@ pub async fn describe_registry(
     ctx: Ctx,
     _input: DescribeRegistryRequest,
 ) -> EcrResult<DescribeRegistryResponse> {
-    let scope = &ctx.caller.scope;
+    let scope = &ctx.registry(None)?;
     let record = ctx.app.ecr.registry_record(scope)?;
     let replication = record
         .replication_configuration
@@ -30,10 +30,11 @@ pub async fn get_account_setting(
     ctx: Ctx,
     input: GetAccountSettingRequest,
 ) -> EcrResult<GetAccountSettingResponse> {
+    let scope = ctx.registry(None)?;
     let (name, value) = ctx
         .app
         .ecr
-        .get_account_setting(&ctx.caller.scope, input.name.as_deref().unwrap_or_default())?;
+        .get_account_setting(&scope, input.name.as_deref().unwrap_or_default())?;
     Ok(GetAccountSettingResponse {
         name: Some(name),
         value: Some(value),
@@ -44,8 +45,9 @@ pub async fn put_account_setting(
     ctx: Ctx,
     input: PutAccountSettingRequest,
 ) -> EcrResult<PutAccountSettingResponse> {
+    let scope = ctx.registry(None)?;
     let (name, value) = ctx.app.ecr.put_account_setting(
-        &ctx.caller.scope,
+        &scope,
         input.name.as_deref().unwrap_or_default(),
         input.value.as_deref().unwrap_or_default(),
     )?;

@@ -18,21 +18,26 @@ pub async fn get_authorization_token(
         Some(ids) if !ids.is_empty() => ids
             .iter()
             .filter_map(|id| AccountId::parse(id).ok())
-            .map(|account| Scope::new(account, ctx.caller.scope.region.clone()))
+            .map(|account| Scope::new(account, ctx.caller.region.clone()))
             .collect(),
-        _ => vec![ctx.caller.scope.clone()],
+        _ => vec![ctx.caller.scope()],
     };
+    // A registry-level action: only an identity policy can refuse it.
+    ctx.registry(None)?;
     let now = ctx.app.ecr.clock.now();
     let authorization_data = registries
         .iter()
         .map(|scope| {
-            // The password proves the caller's own identity; `proxyEndpoint`
-            // names the registry asked for. Reaching another account's
-            // registry needs its permission, which the password cannot grant.
-            let (password, expires_at) =
-                ctx.app
-                    .tokens
-                    .issue(&ctx.caller.scope, &ctx.caller.access_key_id, now);
+            // The password proves the caller's own identity (its account
+            // and principal); `proxyEndpoint` names the registry asked for.
+            // Reaching another account's registry needs that registry's
+            // policies to allow the principal, checked on every request.
+            let (password, expires_at) = ctx.app.tokens.issue_to(
+                &ctx.caller.scope(),
+                &ctx.caller.access_key_id,
+                Some(&ctx.caller.principal_arn),
+                now,
+            );
             AuthorizationData {
                 authorization_token: Some(authorization_token(&password)),
                 expires_at: Some(Timestamp(epoch_seconds(expires_at))),

@@ -76,7 +76,7 @@ fn detail_shape(scope: &Scope, repo: &str, described: DescribedImage) -> ImageDe
 }
 
 pub async fn put_image(ctx: Ctx, input: PutImageRequest) -> EcrResult<PutImageResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let image = ctx.app.ecr.put_image(
         &scope,
@@ -96,7 +96,7 @@ pub async fn batch_get_image(
     ctx: Ctx,
     input: BatchGetImageRequest,
 ) -> EcrResult<BatchGetImageResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let ids: Vec<ImageId> = input
         .image_ids
@@ -122,7 +122,7 @@ pub async fn batch_delete_image(
     ctx: Ctx,
     input: BatchDeleteImageRequest,
 ) -> EcrResult<BatchDeleteImageResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let ids: Vec<ImageId> = input
         .image_ids
@@ -138,7 +138,7 @@ pub async fn batch_delete_image(
 }
 
 pub async fn list_images(ctx: Ctx, input: ListImagesRequest) -> EcrResult<ListImagesResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let filter = input.filter.unwrap_or_default();
     let filter = ImageFilter {
@@ -162,7 +162,7 @@ pub async fn describe_images(
     ctx: Ctx,
     input: DescribeImagesRequest,
 ) -> EcrResult<DescribeImagesResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let filter = input.filter.unwrap_or_default();
     let filter = ImageFilter {
@@ -195,7 +195,7 @@ pub async fn list_image_referrers(
     ctx: Ctx,
     input: ListImageReferrersRequest,
 ) -> EcrResult<ListImageReferrersResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let filter = input.filter.unwrap_or_default();
     let subject = input

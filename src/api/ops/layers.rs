@@ -18,7 +18,7 @@ pub async fn initiate_layer_upload(
     ctx: Ctx,
     input: InitiateLayerUploadRequest,
 ) -> EcrResult<InitiateLayerUploadResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let upload_id = ctx.app.ecr.start_upload(&scope, &repo).await?;
     Ok(InitiateLayerUploadResponse {
@@ -31,7 +31,7 @@ pub async fn upload_layer_part(
     ctx: Ctx,
     input: UploadLayerPartRequest,
 ) -> EcrResult<UploadLayerPartResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let upload_id = input.upload_id.unwrap_or_default();
     // The model's constraints have made both non-negative.
@@ -55,7 +55,7 @@ pub async fn complete_layer_upload(
     ctx: Ctx,
     input: CompleteLayerUploadRequest,
 ) -> EcrResult<CompleteLayerUploadResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let upload_id = input.upload_id.unwrap_or_default();
     let digest = ctx
@@ -80,7 +80,7 @@ pub async fn batch_check_layer_availability(
     ctx: Ctx,
     input: BatchCheckLayerAvailabilityRequest,
 ) -> EcrResult<BatchCheckLayerAvailabilityResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let checks = ctx
         .app
@@ -124,7 +124,7 @@ pub async fn get_download_url_for_layer(
     ctx: Ctx,
     input: GetDownloadUrlForLayerRequest,
 ) -> EcrResult<GetDownloadUrlForLayerResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let ecr = &ctx.app.ecr;
     let digest = ecr

@@ -28,7 +28,7 @@ pub async fn put_lifecycle_policy(
     ctx: Ctx,
     input: PutLifecyclePolicyRequest,
 ) -> EcrResult<PutLifecyclePolicyResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let state = ctx.app.ecr.put_lifecycle_policy(
         &scope,
         input.repository_name.as_deref().unwrap_or_default(),
@@ -45,7 +45,7 @@ pub async fn get_lifecycle_policy(
     ctx: Ctx,
     input: GetLifecyclePolicyRequest,
 ) -> EcrResult<GetLifecyclePolicyResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let state = ctx
         .app
         .ecr
@@ -62,7 +62,7 @@ pub async fn delete_lifecycle_policy(
     ctx: Ctx,
     input: DeleteLifecyclePolicyRequest,
 ) -> EcrResult<DeleteLifecyclePolicyResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let state = ctx
         .app
         .ecr
@@ -79,7 +79,7 @@ pub async fn start_lifecycle_policy_preview(
     ctx: Ctx,
     input: StartLifecyclePolicyPreviewRequest,
 ) -> EcrResult<StartLifecyclePolicyPreviewResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let name = input.repository_name.unwrap_or_default();
     let ecr = ctx.app.ecr.clone();
     let (task_scope, task_name) = (scope.clone(), name.clone());
@@ -121,7 +121,7 @@ pub async fn get_lifecycle_policy_preview(
     ctx: Ctx,
     input: GetLifecyclePolicyPreviewRequest,
 ) -> EcrResult<GetLifecyclePolicyPreviewResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let query = PreviewQuery {
         image_ids: input.image_ids.map(|ids| {
             ids.into_iter()
@@ -160,7 +160,7 @@ pub async fn update_image_storage_class(
     ctx: Ctx,
     input: UpdateImageStorageClassRequest,
 ) -> EcrResult<UpdateImageStorageClassResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let id = input.image_id.unwrap_or_default();
     let image = ctx.app.ecr.update_image_storage_class(
         &scope,

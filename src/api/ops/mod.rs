@@ -7,6 +7,7 @@ pub mod auth;
 pub mod images;
 pub mod layers;
 pub mod lifecycle;
+pub mod policies;
 pub mod repositories;
 
 use super::error::ApiError;
@@ -54,6 +55,12 @@ pub async fn dispatch(operation: Operation, ctx: Ctx, body: &[u8]) -> Result<Vec
             call(ctx, body, lifecycle::get_lifecycle_policy_preview).await
         }
         Op::UpdateImageStorageClass => call(ctx, body, lifecycle::update_image_storage_class).await,
+        Op::SetRepositoryPolicy => call(ctx, body, policies::set_repository_policy).await,
+        Op::GetRepositoryPolicy => call(ctx, body, policies::get_repository_policy).await,
+        Op::DeleteRepositoryPolicy => call(ctx, body, policies::delete_repository_policy).await,
+        Op::PutRegistryPolicy => call(ctx, body, policies::put_registry_policy).await,
+        Op::GetRegistryPolicy => call(ctx, body, policies::get_registry_policy).await,
+        Op::DeleteRegistryPolicy => call(ctx, body, policies::delete_registry_policy).await,
         other => Err(ApiError::not_implemented(other.name())),
     }
 }

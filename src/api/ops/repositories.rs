@@ -12,7 +12,7 @@ use crate::api::model::{
     Timestamp, UntagResourceRequest, UntagResourceResponse,
 };
 use crate::api::Ctx;
-use crate::ecr::arn::repository_arn;
+use crate::ecr::arn::{parse_repository_arn, repository_arn};
 use crate::ecr::error::EcrResult;
 use crate::ecr::names::{RepositoryName, Scope};
 use crate::ecr::records::{RepositoryRecord, ResourceTag, TagFilter};
@@ -82,7 +82,7 @@ pub async fn create_repository(
     ctx: Ctx,
     input: CreateRepositoryRequest,
 ) -> EcrResult<CreateRepositoryResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let encryption = input.encryption_configuration.unwrap_or_default();
     let record = ctx.app.ecr.create_repository(
         &scope,
@@ -109,18 +109,34 @@ pub async fn describe_repositories(
     ctx: Ctx,
     input: DescribeRepositoriesRequest,
 ) -> EcrResult<DescribeRepositoriesResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.target(input.registry_id.as_ref());
+    let named = input.repository_names.is_some();
+    for name in input.repository_names.iter().flatten() {
+        ctx.app
+            .ecr
+            .authorize(&ctx.caller, &ctx.action, &scope, Some(name))?;
+    }
     let page = ctx.app.ecr.describe_repositories(
         &scope,
         input.repository_names,
         input.next_token,
         input.max_results.map(|m| m.max(1) as usize),
     )?;
+    // A listing shows the repositories the caller may describe.
+    let visible = if named {
+        vec![true; page.repositories.len()]
+    } else {
+        ctx.app
+            .ecr
+            .may_see(&ctx.caller, &ctx.action, &scope, &page.repositories)?
+    };
     Ok(DescribeRepositoriesResponse {
         repositories: Some(
             page.repositories
                 .iter()
-                .map(|r| repository_shape(&ctx, &scope, r))
+                .zip(visible)
+                .filter(|(_, visible)| *visible)
+                .map(|(r, _)| repository_shape(&ctx, &scope, r))
                 .collect(),
         ),
         next_token: page.next_token,
@@ -131,7 +147,7 @@ pub async fn delete_repository(
     ctx: Ctx,
     input: DeleteRepositoryRequest,
 ) -> EcrResult<DeleteRepositoryResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let record = ctx.app.ecr.delete_repository(
         &scope,
         input.repository_name.as_deref().unwrap_or_default(),
@@ -146,7 +162,7 @@ pub async fn put_image_tag_mutability(
     ctx: Ctx,
     input: PutImageTagMutabilityRequest,
 ) -> EcrResult<PutImageTagMutabilityResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let record = ctx.app.ecr.put_image_tag_mutability(
         &scope,
         input.repository_name.as_deref().unwrap_or_default(),
@@ -165,7 +181,7 @@ pub async fn put_image_scanning_configuration(
     ctx: Ctx,
     input: PutImageScanningConfigurationRequest,
 ) -> EcrResult<PutImageScanningConfigurationResponse> {
-    let scope = ctx.registry(input.registry_id.as_ref());
+    let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let scan_on_push = input
         .image_scanning_configuration
         .and_then(|c| c.scan_on_push)
@@ -184,9 +200,21 @@ pub async fn put_image_scanning_configuration(
     })
 }
 
+/// Authorizes an operation on the repository a resource ARN names (an ARN
+/// that names none is the domain's to refuse).
+fn authorize_arn(ctx: &Ctx, arn: Option<&str>) -> EcrResult<()> {
+    if let Ok((scope, name)) = parse_repository_arn(arn.unwrap_or_default(), "resourceArn") {
+        ctx.app
+            .ecr
+            .authorize(&ctx.caller, &ctx.action, &scope, Some(name.as_str()))?;
+    }
+    Ok(())
+}
+
 pub async fn tag_resource(ctx: Ctx, input: TagResourceRequest) -> EcrResult<TagResourceResponse> {
+    authorize_arn(&ctx, input.resource_arn.as_deref())?;
     ctx.app.ecr.tag_resource(
-        &ctx.caller.scope,
+        &ctx.caller.scope(),
         input.resource_arn.as_deref().unwrap_or_default(),
         tag_records(input.tags),
     )?;
@@ -197,8 +225,9 @@ pub async fn untag_resource(
     ctx: Ctx,
     input: UntagResourceRequest,
 ) -> EcrResult<UntagResourceResponse> {
+    authorize_arn(&ctx, input.resource_arn.as_deref())?;
     ctx.app.ecr.untag_resource(
-        &ctx.caller.scope,
+        &ctx.caller.scope(),
         input.resource_arn.as_deref().unwrap_or_default(),
         input.tag_keys.unwrap_or_default(),
     )?;
@@ -209,8 +238,9 @@ pub async fn list_tags_for_resource(
     ctx: Ctx,
     input: ListTagsForResourceRequest,
 ) -> EcrResult<ListTagsForResourceResponse> {
+    authorize_arn(&ctx, input.resource_arn.as_deref())?;
     let tags = ctx.app.ecr.list_tags_for_resource(
-        &ctx.caller.scope,
+        &ctx.caller.scope(),
         input.resource_arn.as_deref().unwrap_or_default(),
     )?;
     Ok(ListTagsForResourceResponse {

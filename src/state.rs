@@ -1,0 +1,175 @@
+//! The state every request handler shares: configuration, the domain
+//! service, the credential table and the token signer. It sits below both
+//! protocol adapters (`api/`, `oci/`, `sts/`) and the server that routes to
+//! them, so none of them imports another.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::credentials::{root_arn, user_id, CredentialError, CredentialTable};
+use crate::auth::token::{TokenClaims, TokenSigner};
+use crate::config::ServeConfig;
+use crate::ecr::caller::Caller;
+use crate::ecr::clock::Clock;
+use crate::ecr::names::{AccountId, Region};
+use crate::ecr::Ecr;
+use crate::store::blobs::BlobStore;
+use crate::store::disk::{DataDir, DiskStore};
+use crate::store::disk_blobs::DiskBlobStore;
+use crate::store::memory::MemoryStore;
+use crate::store::memory_blobs::MemoryBlobStore;
+use crate::store::{MetadataStore, StoreError};
+
+/// Everything a request handler can reach.
+pub struct AppState {
+    pub config: ServeConfig,
+    pub ecr: Arc<Ecr>,
+    pub credentials: CredentialTable,
+    pub default_account: AccountId,
+    pub tokens: TokenSigner,
+    pub started: Instant,
+}
+
+/// A configuration that cannot start a server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("--default-account: {0}")]
+    DefaultAccount(String),
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// The data directory cannot be opened (locked, unreadable, corrupt,
+    /// or of an unknown version); the message names the path.
+    #[error("{}", .0.0)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl AppState {
+    /// Builds the state for a configuration. `port` is the port actually
+    /// bound, for the default registry host.
+    pub fn new(config: ServeConfig, port: u16) -> Result<Self, StartError> {
+        let default_account =
+            AccountId::parse(&config.default_account).map_err(StartError::DefaultAccount)?;
+        let mut credentials = CredentialTable::with_default(default_account.clone());
+        if let Some(list) = &config.credentials {
+            credentials.add_list(list)?;
+        }
+        if let Some(path) = &config.credentials_file {
+            credentials.add_file(path)?;
+        }
+        let data_dir = match &config.data_dir {
+            Some(path) => Some(DataDir::open(path)?),
+            None => None,
+        };
+        let tokens = match (&config.token_secret, &data_dir) {
+            (Some(secret), _) => TokenSigner::new(secret.as_bytes().to_vec()),
+            (None, Some(dir)) => TokenSigner::new(dir.token_secret()?),
+            (None, None) => TokenSigner::random(),
+        };
+        let registry_host = config
+            .registry_host
+            .clone()
+            .unwrap_or_else(|| "localhost:{port}".to_string())
+            .replace("{port}", &port.to_string());
+        let (store, blobs): (Arc<dyn MetadataStore>, Arc<dyn BlobStore>) = match data_dir {
+            Some(dir) => (
+                Arc::new(DiskStore::open(dir.clone())?),
+                Arc::new(DiskBlobStore::open(dir)?),
+            ),
+            None => (
+                Arc::new(MemoryStore::new()),
+                Arc::new(MemoryBlobStore::new()),
+            ),
+        };
+        let ecr = Arc::new(Ecr::new(
+            store,
+            blobs,
+            Arc::new(Clock::default()),
+            registry_host,
+        ));
+        Ok(AppState {
+            config,
+            ecr,
+            credentials,
+            default_account,
+            tokens,
+            started: Instant::now(),
+        })
+    }
+}
+
+impl AppState {
+    /// The caller behind an access key whose signature was verified (or, in
+    /// permissive mode, merely claimed): the configured credential's
+    /// principal, tags and identity policy; for a key the table does not
+    /// know (permissive mode only), the root of the account a 12-digit key
+    /// names, else of the default account.
+    pub fn caller_for_key(
+        &self,
+        access_key_id: &str,
+        region: Region,
+        source_ip: Option<std::net::IpAddr>,
+    ) -> Caller {
+        match self.credentials.get(access_key_id) {
+            Some(c) => Caller {
+                account: c.account.clone(),
+                region,
+                principal_arn: c.principal_arn.clone(),
+                user_id: c.user_id(),
+                access_key_id: access_key_id.to_string(),
+                source_ip,
+                secure_transport: false,
+                tags: c.tags.clone(),
+                identity_policy: c.identity_policy.clone(),
+            },
+            None => {
+                let account = AccountId::parse(access_key_id)
+                    .unwrap_or_else(|_| self.default_account.clone());
+                Caller {
+                    principal_arn: root_arn(&account),
+                    user_id: account.to_string(),
+                    account,
+                    region,
+                    access_key_id: access_key_id.to_string(),
+                    source_ip,
+                    secure_transport: false,
+                    tags: Default::default(),
+                    identity_policy: None,
+                }
+            }
+        }
+    }
+
+    /// The caller a verified registry password names: its principal, with
+    /// the tags and identity policy its credential carries now.
+    pub fn caller_for_token(
+        &self,
+        claims: &TokenClaims,
+        source_ip: Option<std::net::IpAddr>,
+    ) -> Caller {
+        let principal_arn = claims
+            .principal_arn
+            .clone()
+            .unwrap_or_else(|| root_arn(&claims.account));
+        let credential = self
+            .credentials
+            .get(&claims.access_key_id)
+            .filter(|c| c.account == claims.account && c.principal_arn == principal_arn);
+        Caller {
+            account: claims.account.clone(),
+            region: claims.region.clone(),
+            user_id: user_id(&principal_arn, &claims.account),
+            principal_arn,
+            access_key_id: claims.access_key_id.clone(),
+            source_ip,
+            secure_transport: false,
+            tags: credential.map(|c| c.tags.clone()).unwrap_or_default(),
+            identity_policy: credential.and_then(|c| c.identity_policy.clone()),
+        }
+    }
+}
