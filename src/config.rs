@@ -14,10 +14,12 @@ pub enum AuthMode {
     /// Verify every SigV4 signature against the configured credentials.
     #[default]
     Strict,
-    /// Accept any access key without checking the signature. A 12-digit
-    /// access key id names the account (LocalStack's convention); any other
-    /// key maps to the default account. The region still comes from the
-    /// signature's credential scope.
+    /// Accept any access key without checking the signature. A configured
+    /// key is its configured principal; otherwise a 12-digit access key id
+    /// names the account (LocalStack's convention) and any other key maps to
+    /// the default account, as that account's root. Policies are still
+    /// evaluated for the principal so resolved. The region still comes from
+    /// the signature's credential scope.
     Permissive,
 }
 
@@ -49,12 +51,17 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_DEFAULT_ACCOUNT", default_value = "000000000000")]
     pub default_account: String,
 
-    /// Extra credentials, `KEY:SECRET:ACCOUNT[,KEY:SECRET:ACCOUNT...]`.
+    /// Extra credentials, `KEY:SECRET:ACCOUNT[:PRINCIPAL_ARN][,...]`; the
+    /// principal (everything after the third colon) defaults to the
+    /// account's root, `arn:aws:iam::ACCOUNT:root`.
     #[arg(long, env = "ECRD_CREDENTIALS")]
     pub credentials: Option<String>,
 
-    /// A file of credentials, one `KEY SECRET ACCOUNT [SESSION_TOKEN]` per line
-    /// (`#` starts a comment).
+    /// A file of credentials, one per line:
+    /// `KEY SECRET ACCOUNT [SESSION_TOKEN] [PRINCIPAL_ARN] [tag:K=V ...] [policy=FILE|policy={json}]`
+    /// (`#` starts a comment; `policy=` is the principal's IAM identity
+    /// policy, a path relative to this file or inline JSON to the end of
+    /// the line).
     #[arg(long = "credentials-file", env = "ECRD_CREDENTIALS_FILE")]
     pub credentials_file: Option<PathBuf>,
 

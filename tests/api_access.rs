@@ -4,6 +4,8 @@
 //! conditions on ecrd's clock and the caller's address, the registry plane
 //! asking the same evaluator, and STS GetCallerIdentity.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use base64::Engine;

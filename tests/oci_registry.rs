@@ -261,8 +261,18 @@ async fn login_the_ecr_way() {
             "111111111111.dkr.ecr.us-east-1.localhost:{}",
             reg.server.port
         );
+        // Logging in to another account's registry works, as in ECR (the
+        // password names the principal; that registry's policies decide
+        // what it may do there): its repositories stay closed.
         let r = reg
             .req(Method::GET, "/v2/")
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = reg
+            .req(Method::GET, "/v2/any/tags/list")
             .header("host", host)
             .send()
             .await

@@ -481,8 +481,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Request facts as `(key, values)` pairs.
+    type Facts<'a> = &'a [(&'a str, &'a [&'a str])];
+
     /// A context from `(key, values)` pairs.
-    fn context(facts: &[(&str, &[&str])]) -> Context {
+    fn context(facts: Facts<'_>) -> Context {
         let mut c = Context::new();
         for (key, values) in facts {
             c.set_many(key, values.iter().map(|v| v.to_string()).collect());
@@ -490,7 +493,7 @@ mod tests {
         c
     }
 
-    fn holds(condition: Value, facts: &[(&str, &[&str])]) -> bool {
+    fn holds(condition: Value, facts: Facts<'_>) -> bool {
         Condition::parse(&condition)
             .unwrap_or_else(|e| panic!("{condition}: {e}"))
             .is_satisfied(&context(facts))
@@ -514,23 +517,23 @@ mod tests {
 
     #[test]
     fn operator_table() {
-        let ip: &[(&str, &[&str])] = &[("aws:SourceIp", &["203.0.113.7"])];
-        let ip6: &[(&str, &[&str])] = &[("aws:SourceIp", &["2001:db8::42"])];
-        let now: &[(&str, &[&str])] = &[
+        let ip: Facts<'_> = &[("aws:SourceIp", &["203.0.113.7"])];
+        let ip6: Facts<'_> = &[("aws:SourceIp", &["2001:db8::42"])];
+        let now: Facts<'_> = &[
             ("aws:CurrentTime", &["2026-12-02T09:00:00Z"]),
             ("aws:EpochTime", &["1796202000"]),
         ];
-        let team: &[(&str, &[&str])] = &[("aws:PrincipalTag/team", &["Payments"])];
-        let tls: &[(&str, &[&str])] = &[("aws:SecureTransport", &["true"])];
-        let no_tls: &[(&str, &[&str])] = &[("aws:SecureTransport", &["FALSE"])];
-        let arn: &[(&str, &[&str])] = &[(
+        let team: Facts<'_> = &[("aws:PrincipalTag/team", &["Payments"])];
+        let tls: Facts<'_> = &[("aws:SecureTransport", &["true"])];
+        let no_tls: Facts<'_> = &[("aws:SecureTransport", &["FALSE"])];
+        let arn: Facts<'_> = &[(
             "aws:PrincipalArn",
             &["arn:aws:iam::111111111111:role/ci-build"],
         )];
-        let tags: &[(&str, &[&str])] = &[("aws:TagKeys", &["team", "env"])];
-        let none: &[(&str, &[&str])] = &[];
+        let tags: Facts<'_> = &[("aws:TagKeys", &["team", "env"])];
+        let none: Facts<'_> = &[];
 
-        let cases: Vec<(Value, &[(&str, &[&str])], bool)> = vec![
+        let cases: Vec<(Value, Facts<'_>, bool)> = vec![
             // Strings: exact, case-insensitive, wildcards; tag key names
             // are case-insensitive, values are not.
             (
