@@ -23,7 +23,7 @@ use super::caller::Caller;
 use super::clock::epoch_seconds;
 use super::error::{EcrError, EcrResult, ErrorKind};
 use super::names::Scope;
-use super::records::{RegistryRecord, RepositoryRecord};
+use super::records::RepositoryRecord;
 use super::repositories::repository_key;
 use super::{load, Ecr};
 use crate::store::{ReadTxn, Table};
@@ -80,20 +80,24 @@ impl RegistryRequest {
 }
 
 /// Parsed policies by their text: stored policies are parsed once, not on
-/// every request.
+/// every request. One map per kind, looked up by the text without copying it.
 #[derive(Default)]
 pub struct PolicyCache {
-    parsed: RwLock<HashMap<String, Arc<Policy>>>,
+    repository: RwLock<HashMap<String, Arc<Policy>>>,
+    registry: RwLock<HashMap<String, Arc<Policy>>>,
 }
 
-/// Distinct policy texts kept parsed; past this the cache starts over.
+/// Distinct policy texts kept parsed per kind; past this the cache starts over.
 const POLICY_CACHE_LIMIT: usize = 4096;
 
 impl PolicyCache {
     /// The parsed form of a stored policy.
     fn get(&self, text: &str, kind: PolicyKind) -> EcrResult<Arc<Policy>> {
-        let key = format!("{kind:?}\n{text}");
-        if let Some(policy) = self.parsed.read().ok().and_then(|m| m.get(&key).cloned()) {
+        let map = match kind {
+            PolicyKind::Registry => &self.registry,
+            _ => &self.repository,
+        };
+        if let Some(policy) = map.read().ok().and_then(|m| m.get(text).cloned()) {
             return Ok(policy);
         }
         let policy = Arc::new(Policy::parse(text, kind).map_err(|e| {
@@ -102,11 +106,11 @@ impl PolicyCache {
                 format!("a stored policy no longer parses: {}", e.reason),
             )
         })?);
-        if let Ok(mut map) = self.parsed.write() {
+        if let Ok(mut map) = map.write() {
             if map.len() >= POLICY_CACHE_LIMIT {
                 map.clear();
             }
-            map.insert(key, policy.clone());
+            map.insert(text.to_string(), policy.clone());
         }
         Ok(policy)
     }
@@ -127,6 +131,12 @@ pub fn resource_arn(scope: &Scope, repository: Option<&str>) -> String {
         ),
         None => "*".to_string(),
     }
+}
+
+/// A stored policy's text, without copying or decoding it twice.
+fn stored_text(bytes: &[u8]) -> EcrResult<&str> {
+    std::str::from_utf8(bytes)
+        .map_err(|_| EcrError::new(ErrorKind::Server, "a stored policy is not UTF-8"))
 }
 
 impl Ecr {
@@ -153,26 +163,49 @@ impl Ecr {
     ) -> EcrResult<()> {
         let tx = self.store.read()?;
         let registry = self.registry_policies(&*tx, scope)?;
-        let record: Option<RepositoryRecord> = match repository {
-            Some(name) => load(&*tx, Table::Repositories, &repository_key(scope, name))?,
-            None => None,
+        let (policy, record) = match repository {
+            Some(name) => {
+                let key = repository_key(scope, name);
+                let policy = self.repository_policy(&*tx, &key)?;
+                // The record is read only for conditions on its tags.
+                let needs_tags = tests_resource_tags(&[
+                    caller.identity_policy.as_deref(),
+                    policy.as_deref(),
+                    registry.policy.as_deref(),
+                ]);
+                let record: Option<RepositoryRecord> = if needs_tags {
+                    load(&*tx, Table::Repositories, &key)?
+                } else {
+                    None
+                };
+                (policy, record)
+            }
+            None => (None, None),
         };
         drop(tx);
         for action in actions {
-            self.check(
+            let decision = self.decide(
                 caller,
                 action,
                 scope,
                 repository,
                 record.as_ref(),
+                policy.as_deref(),
                 &registry,
             )?;
+            if let Some(message) = decision.denial_message(
+                &caller.principal_arn,
+                action,
+                &resource_arn(scope, repository),
+            ) {
+                return Err(EcrError::new(ErrorKind::AccessDenied, message));
+            }
         }
         Ok(())
     }
 
-    /// Whether `caller` may perform `action` on an already loaded
-    /// repository: listings show only what the caller may see.
+    /// Whether `caller` may perform `action` on each of some already loaded
+    /// repositories: listings show only what the caller may see.
     pub fn may_see(
         &self,
         caller: &Caller,
@@ -182,15 +215,38 @@ impl Ecr {
     ) -> EcrResult<Vec<bool>> {
         let tx = self.store.read()?;
         let registry = self.registry_policies(&*tx, scope)?;
-        drop(tx);
         records
             .iter()
             .map(|r| {
+                let policy = self.repository_policy(&*tx, &repository_key(scope, &r.name))?;
                 Ok(self
-                    .decide(caller, action, scope, Some(&r.name), Some(r), &registry)?
+                    .decide(
+                        caller,
+                        action,
+                        scope,
+                        Some(&r.name),
+                        Some(r),
+                        policy.as_deref(),
+                        &registry,
+                    )?
                     .is_allowed())
             })
             .collect()
+    }
+
+    /// The parsed policy of the repository stored under `key`, if it has one.
+    fn repository_policy(
+        &self,
+        tx: &(impl ReadTxn + ?Sized),
+        key: &str,
+    ) -> EcrResult<Option<Arc<Policy>>> {
+        match tx.get(Table::RepositoryPolicies, key)? {
+            Some(bytes) => Ok(Some(
+                self.policies
+                    .get(stored_text(&bytes)?, PolicyKind::Repository)?,
+            )),
+            None => Ok(None),
+        }
     }
 
     pub(crate) fn registry_policies(
@@ -198,15 +254,15 @@ impl Ecr {
         tx: &(impl ReadTxn + ?Sized),
         scope: &Scope,
     ) -> EcrResult<RegistryPolicies> {
-        let record: RegistryRecord =
-            load(tx, Table::Registries, &scope.key_prefix())?.unwrap_or_default();
-        let Some(text) = record.registry_policy else {
+        let Some(bytes) = tx.get(Table::RegistryPolicies, &scope.key_prefix())? else {
             return Ok(RegistryPolicies {
                 policy: None,
                 covers_all_actions: true,
             });
         };
-        let policy = self.policies.get(&text, PolicyKind::Registry)?;
+        let policy = self
+            .policies
+            .get(stored_text(&bytes)?, PolicyKind::Registry)?;
         let v1 = load::<String>(
             tx,
             Table::AccountSettings,
@@ -219,28 +275,9 @@ impl Ecr {
         })
     }
 
-    fn check(
-        &self,
-        caller: &Caller,
-        action: &str,
-        scope: &Scope,
-        repository: Option<&str>,
-        record: Option<&RepositoryRecord>,
-        registry: &RegistryPolicies,
-    ) -> EcrResult<()> {
-        let decision = self.decide(caller, action, scope, repository, record, registry)?;
-        match decision.denial_message(
-            &caller.principal_arn,
-            action,
-            &resource_arn(scope, repository),
-        ) {
-            None => Ok(()),
-            Some(message) => Err(EcrError::new(ErrorKind::AccessDenied, message)),
-        }
-    }
-
-    /// The decision for one action, with the repository policy of `record`
-    /// (when the repository exists) and the registry's policy.
+    /// The decision for one action, given the repository (when it exists),
+    /// its policy and the registry's policies.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn decide(
         &self,
         caller: &Caller,
@@ -248,12 +285,9 @@ impl Ecr {
         scope: &Scope,
         repository: Option<&str>,
         record: Option<&RepositoryRecord>,
+        repository_policy: Option<&Policy>,
         registry: &RegistryPolicies,
     ) -> EcrResult<Decision> {
-        let repository_policy = match record.and_then(|r| r.repository_policy.as_deref()) {
-            Some(text) => Some(self.policies.get(text, PolicyKind::Repository)?),
-            None => None,
-        };
         let registry_policy = registry.policy.as_ref().filter(|_| {
             registry.covers_all_actions
                 || REGISTRY_POLICY_V1_ACTIONS
@@ -271,11 +305,16 @@ impl Ecr {
             return Ok(Decision::Allow);
         }
         let resource_policies: Vec<&Policy> = repository_policy
-            .iter()
-            .map(|p| &**p)
+            .into_iter()
             .chain(registry_policy.map(|p| &**p))
             .collect();
-        let context = self.condition_context(caller, record);
+        let all_policies: Vec<&Policy> = caller
+            .identity_policy
+            .as_deref()
+            .into_iter()
+            .chain(resource_policies.iter().copied())
+            .collect();
+        let context = self.condition_context(caller, record, &all_policies);
         let principal = Principal {
             arn: &caller.principal_arn,
             account: caller.account.as_str(),
@@ -291,45 +330,72 @@ impl Ecr {
             &resource_policies,
         ))
     }
-
-    /// The facts policy conditions see: the caller's, the clock's (ecrd's
-    /// clock, so tests can move `aws:CurrentTime`), and the repository's tags.
-    fn condition_context(&self, caller: &Caller, record: Option<&RepositoryRecord>) -> Context {
+    /// The facts policy conditions see — only those some applicable policy
+    /// tests: the caller's, the clock's (ecrd's clock, so tests can move
+    /// `aws:CurrentTime`), and the repository's tags.
+    fn condition_context(
+        &self,
+        caller: &Caller,
+        record: Option<&RepositoryRecord>,
+        policies: &[&Policy],
+    ) -> Context {
         let mut context = Context::new();
-        context.set("aws:PrincipalAccount", caller.account.as_str());
-        context.set("aws:PrincipalArn", caller.principal_arn.as_str());
-        context.set("aws:PrincipalType", caller.principal_type());
-        context.set("aws:userid", caller.user_id.as_str());
-        if let Some(name) = caller.user_name() {
-            context.set("aws:username", name);
-        }
-        if let Some(ip) = caller.source_ip {
-            context.set("aws:SourceIp", ip.to_string());
-        }
-        context.set(
-            "aws:SecureTransport",
-            if caller.secure_transport {
-                "true"
-            } else {
-                "false"
-            },
-        );
-        let now = self.clock.now();
-        context.set(
-            "aws:CurrentTime",
-            now.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-        );
-        context.set("aws:EpochTime", (epoch_seconds(now) as i64).to_string());
-        for (key, value) in &caller.tags {
-            context.set(&format!("aws:PrincipalTag/{key}"), value.as_str());
-        }
-        if let Some(record) = record {
-            for tag in &record.tags {
-                context.set(&format!("aws:ResourceTag/{}", tag.key), tag.value.as_str());
-                context.set(&format!("ecr:ResourceTag/{}", tag.key), tag.value.as_str());
+        for key in policies.iter().flat_map(|p| p.condition_keys()) {
+            if context.get(key).is_some() {
+                continue;
+            }
+            let lower = key.to_ascii_lowercase();
+            let tag = |prefix: &str| lower.strip_prefix(prefix).map(|_| &key[prefix.len()..]);
+            let value: Option<String> = match lower.as_str() {
+                "aws:principalaccount" => Some(caller.account.to_string()),
+                "aws:principalarn" => Some(caller.principal_arn.clone()),
+                "aws:principaltype" => Some(caller.principal_type().to_string()),
+                "aws:userid" => Some(caller.user_id.clone()),
+                "aws:username" => caller.user_name().map(str::to_string),
+                "aws:sourceip" => caller.source_ip.map(|ip| ip.to_string()),
+                "aws:securetransport" => Some(caller.secure_transport.to_string()),
+                "aws:currenttime" => self
+                    .clock
+                    .now()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok(),
+                "aws:epochtime" => Some((epoch_seconds(self.clock.now()) as i64).to_string()),
+                _ => {
+                    if let Some(name) = tag("aws:principaltag/") {
+                        caller
+                            .tags
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                            .map(|(_, v)| v.clone())
+                    } else if let Some(name) =
+                        tag("aws:resourcetag/").or_else(|| tag("ecr:resourcetag/"))
+                    {
+                        record.and_then(|r| {
+                            r.tags
+                                .iter()
+                                .find(|t| t.key.eq_ignore_ascii_case(name))
+                                .map(|t| t.value.clone())
+                        })
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(value) = value {
+                context.set(key, value);
             }
         }
         context
     }
+}
+
+/// Whether any of the policies tests a repository's tags (so the
+/// repository record must be read for the decision).
+fn tests_resource_tags(policies: &[Option<&Policy>]) -> bool {
+    policies.iter().flatten().any(|p| {
+        p.condition_keys().any(|k| {
+            let k = k.to_ascii_lowercase();
+            k.starts_with("aws:resourcetag/") || k.starts_with("ecr:resourcetag/")
+        })
+    })
 }

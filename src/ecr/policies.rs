@@ -15,10 +15,10 @@ use super::authorize::REGISTRY_POLICY_V1_ACTIONS;
 use super::caller::Caller;
 use super::error::{EcrError, EcrResult, ErrorKind};
 use super::names::Scope;
-use super::records::{RegistryRecord, RepositoryRecord};
+use super::records::RepositoryRecord;
 use super::repositories::{get_repository, parse_name, repository_key};
-use super::{load, save, Ecr};
-use crate::store::Table;
+use super::Ecr;
+use crate::store::{ReadTxn, Table};
 
 fn invalid(what: &str, reason: &str) -> EcrError {
     tracing::debug!(reason, "policy refused");
@@ -35,6 +35,16 @@ pub struct RepositoryPolicy {
     pub policy_text: String,
 }
 
+/// A stored policy's text.
+fn read_text(tx: &(impl ReadTxn + ?Sized), table: Table, key: &str) -> EcrResult<Option<String>> {
+    match tx.get(table, key)? {
+        Some(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| EcrError::new(ErrorKind::Server, "a stored policy is not UTF-8")),
+        None => Ok(None),
+    }
+}
+
 impl Ecr {
     /// SetRepositoryPolicy. Without `force`, a policy that would keep the
     /// caller from setting the repository's policy again is refused.
@@ -47,11 +57,11 @@ impl Ecr {
         force: bool,
     ) -> EcrResult<RepositoryPolicy> {
         let name = parse_name(name)?;
-        Policy::parse(text, PolicyKind::Repository)
+        let parsed = Policy::parse(text, PolicyKind::Repository)
             .map_err(|e| invalid("repository", &e.reason))?;
+        let key = repository_key(scope, name.as_str());
         let mut tx = self.store.write()?;
-        let mut record = get_repository(&*tx, scope, &name)?;
-        record.repository_policy = Some(text.to_string());
+        let record = get_repository(&*tx, scope, &name)?;
         if !force {
             let registry = self.registry_policies(&*tx, scope)?;
             let decision = self.decide(
@@ -60,6 +70,7 @@ impl Ecr {
                 scope,
                 Some(name.as_str()),
                 Some(&record),
+                Some(&parsed),
                 &registry,
             )?;
             if !decision.is_allowed() {
@@ -69,12 +80,7 @@ impl Ecr {
                 ));
             }
         }
-        save(
-            &mut *tx,
-            Table::Repositories,
-            &repository_key(scope, name.as_str()),
-            &record,
-        )?;
+        tx.put(Table::RepositoryPolicies, &key, text.as_bytes().to_vec())?;
         tx.commit()?;
         Ok(RepositoryPolicy {
             repository_name: record.name,
@@ -86,7 +92,12 @@ impl Ecr {
         let name = parse_name(name)?;
         let tx = self.store.read()?;
         let record = get_repository(&*tx, scope, &name)?;
-        policy_of(scope, record)
+        let text = read_text(
+            &*tx,
+            Table::RepositoryPolicies,
+            &repository_key(scope, name.as_str()),
+        )?;
+        policy_of(scope, record, text)
     }
 
     pub fn delete_repository_policy(
@@ -95,16 +106,15 @@ impl Ecr {
         name: &str,
     ) -> EcrResult<RepositoryPolicy> {
         let name = parse_name(name)?;
+        let key = repository_key(scope, name.as_str());
         let mut tx = self.store.write()?;
-        let mut record = get_repository(&*tx, scope, &name)?;
-        let removed = policy_of(scope, record.clone())?;
-        record.repository_policy = None;
-        save(
-            &mut *tx,
-            Table::Repositories,
-            &repository_key(scope, name.as_str()),
-            &record,
+        let record = get_repository(&*tx, scope, &name)?;
+        let removed = policy_of(
+            scope,
+            record,
+            read_text(&*tx, Table::RepositoryPolicies, &key)?,
         )?;
+        tx.delete(Table::RepositoryPolicies, &key)?;
         tx.commit()?;
         Ok(removed)
     }
@@ -129,50 +139,39 @@ impl Ecr {
                 ));
             }
         }
-        self.update_registry(scope, |r| {
-            r.registry_policy = Some(text.to_string());
-            Ok(())
-        })?;
+        let mut tx = self.store.write()?;
+        tx.put(
+            Table::RegistryPolicies,
+            &scope.key_prefix(),
+            text.as_bytes().to_vec(),
+        )?;
+        tx.commit()?;
         Ok(text.to_string())
     }
 
     pub fn get_registry_policy(&self, scope: &Scope) -> EcrResult<String> {
-        self.registry_record(scope)?
-            .registry_policy
+        let tx = self.store.read()?;
+        read_text(&*tx, Table::RegistryPolicies, &scope.key_prefix())?
             .ok_or_else(|| EcrError::registry_policy_not_found(scope.account.as_str()))
     }
 
     pub fn delete_registry_policy(&self, scope: &Scope) -> EcrResult<String> {
-        let mut removed = None;
-        self.update_registry(scope, |r| {
-            removed = r.registry_policy.take();
-            match removed {
-                Some(_) => Ok(()),
-                None => Err(EcrError::registry_policy_not_found(scope.account.as_str())),
-            }
-        })?;
-        removed.ok_or_else(|| EcrError::registry_policy_not_found(scope.account.as_str()))
-    }
-
-    /// Reads, changes and writes back a registry's configuration in one
-    /// transaction.
-    pub(crate) fn update_registry(
-        &self,
-        scope: &Scope,
-        change: impl FnOnce(&mut RegistryRecord) -> EcrResult<()>,
-    ) -> EcrResult<RegistryRecord> {
         let key = scope.key_prefix();
         let mut tx = self.store.write()?;
-        let mut record: RegistryRecord = load(&*tx, Table::Registries, &key)?.unwrap_or_default();
-        change(&mut record)?;
-        save(&mut *tx, Table::Registries, &key, &record)?;
+        let text = read_text(&*tx, Table::RegistryPolicies, &key)?
+            .ok_or_else(|| EcrError::registry_policy_not_found(scope.account.as_str()))?;
+        tx.delete(Table::RegistryPolicies, &key)?;
         tx.commit()?;
-        Ok(record)
+        Ok(text)
     }
 }
 
-fn policy_of(scope: &Scope, record: RepositoryRecord) -> EcrResult<RepositoryPolicy> {
-    match record.repository_policy {
+fn policy_of(
+    scope: &Scope,
+    record: RepositoryRecord,
+    text: Option<String>,
+) -> EcrResult<RepositoryPolicy> {
+    match text {
         Some(policy_text) => Ok(RepositoryPolicy {
             repository_name: record.name,
             policy_text,

@@ -45,9 +45,6 @@ pub struct RepositoryRecord {
     /// When the lifecycle policy last ran on the repository.
     #[serde(default)]
     pub lifecycle_last_evaluated_ms: Option<i64>,
-    /// The repository policy text as set (validated by `access::Policy`).
-    #[serde(default)]
-    pub repository_policy: Option<String>,
 }
 
 /// Registry-wide configuration of one account and region.
@@ -56,9 +53,6 @@ pub struct RegistryRecord {
     /// The replication configuration as last put (JSON of the wire shape).
     #[serde(default)]
     pub replication_configuration: Option<serde_json::Value>,
-    /// The registry policy text as put (validated by `access::Policy`).
-    #[serde(default)]
-    pub registry_policy: Option<String>,
 }
 
 /// One image (a manifest) in a repository.

@@ -233,7 +233,6 @@ impl Ecr {
             lifecycle_policy: None,
             lifecycle_policy_updated_ms: None,
             lifecycle_last_evaluated_ms: None,
-            repository_policy: None,
         };
         let key = repository_key(scope, name.as_str());
         let mut tx = self.store.write()?;
@@ -337,7 +336,10 @@ impl Ecr {
             ));
         }
         self.delete_repository_contents(&mut *tx, scope, &name)?;
-        tx.delete(Table::Repositories, &repository_key(scope, name.as_str()))?;
+        let key = repository_key(scope, name.as_str());
+        tx.delete(Table::Repositories, &key)?;
+        // The repository's policy goes with it.
+        tx.delete(Table::RepositoryPolicies, &key)?;
         tx.commit()?;
         Ok(record)
     }

@@ -42,6 +42,11 @@ pub enum Table {
     /// `<account>/<region>/<repository>` → the repository's latest lifecycle
     /// policy preview.
     LifecyclePreviews,
+    /// `<account>/<region>/<repository>` → the repository policy's text
+    /// (raw UTF-8, so reading it for a decision decodes nothing).
+    RepositoryPolicies,
+    /// `<account>/<region>` → the registry policy's text (raw UTF-8).
+    RegistryPolicies,
 }
 
 impl Table {
@@ -55,6 +60,8 @@ impl Table {
         Table::Uploads,
         Table::Referrers,
         Table::LifecyclePreviews,
+        Table::RepositoryPolicies,
+        Table::RegistryPolicies,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +75,8 @@ impl Table {
             Table::Uploads => "uploads",
             Table::Referrers => "referrers",
             Table::LifecyclePreviews => "lifecycle_previews",
+            Table::RepositoryPolicies => "repository_policies",
+            Table::RegistryPolicies => "registry_policies",
         }
     }
 }

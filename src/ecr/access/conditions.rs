@@ -74,6 +74,13 @@ pub(super) struct Condition {
     clauses: Vec<Clause>,
 }
 
+impl Condition {
+    /// The condition keys the block tests, as written.
+    pub(super) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.clauses.iter().map(|c| c.key.as_str())
+    }
+}
+
 /// One operator applied to one key, with the policy's values for that key.
 #[derive(Debug, Clone)]
 struct Clause {

@@ -187,6 +187,12 @@ impl Policy {
     pub fn uses_not_action(&self) -> bool {
         self.statements.iter().any(|s| s.action.negated)
     }
+
+    /// Every condition key the policy's statements test, as written (the
+    /// caller builds only the request facts some policy looks at).
+    pub fn condition_keys(&self) -> impl Iterator<Item = &str> {
+        self.statements.iter().flat_map(|s| s.condition.keys())
+    }
 }
 
 fn reject_unknown_keys(
