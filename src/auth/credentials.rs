@@ -45,6 +45,9 @@ pub struct Credential {
     /// The identity policy limiting the principal; `None` is full access
     /// within its own account.
     pub identity_policy: Option<Arc<Policy>>,
+    /// STS's `UserId` of the principal, derived once when the credential
+    /// enters the table (empty before).
+    user_id: String,
 }
 
 impl Credential {
@@ -54,6 +57,7 @@ impl Credential {
             access_key_id: access_key_id.to_string(),
             secret_access_key: secret_access_key.to_string(),
             principal_arn: root_arn(&account),
+            user_id: String::new(),
             account,
             session_token: None,
             tags: BTreeMap::new(),
@@ -64,7 +68,11 @@ impl Credential {
     /// STS's `UserId` for the principal: the account id for the root, a
     /// stable `AIDA...` id for a user, `AROA...:<session>` for a role session.
     pub fn user_id(&self) -> String {
-        user_id(&self.principal_arn, &self.account)
+        if self.user_id.is_empty() {
+            user_id(&self.principal_arn, &self.account)
+        } else {
+            self.user_id.clone()
+        }
     }
 }
 
@@ -160,7 +168,8 @@ impl CredentialTable {
         table
     }
 
-    pub fn insert(&mut self, credential: Credential) {
+    pub fn insert(&mut self, mut credential: Credential) {
+        credential.user_id = user_id(&credential.principal_arn, &credential.account);
         self.by_key
             .insert(credential.access_key_id.clone(), credential);
     }

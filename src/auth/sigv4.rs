@@ -351,7 +351,7 @@ pub fn verify(
         "{}/{}/{}/{TERMINATOR}",
         scope.date, scope.region, scope.service
     );
-    let signing_key = signing_key(
+    let signing_key = cached_signing_key(
         &secret.secret_access_key,
         scope.date,
         scope.region,
@@ -966,6 +966,33 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
         }
         Err(_) => [0; 32],
     }
+}
+
+/// Derived signing keys, by secret, date, region and service. A key is
+/// valid for a whole day, and deriving one costs four HMACs — most of what
+/// verifying a small request costs — so each is derived once.
+static SIGNING_KEYS: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::HashMap<String, [u8; 32]>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Distinct (secret, day, region, service) keys kept; past this the cache
+/// starts over.
+const SIGNING_KEY_CACHE_LIMIT: usize = 1024;
+
+/// [`signing_key`], derived once per secret, day, region and service.
+fn cached_signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    let id = format!("{date}\n{region}\n{service}\n{secret}");
+    if let Some(key) = SIGNING_KEYS.read().ok().and_then(|m| m.get(&id).copied()) {
+        return key;
+    }
+    let key = signing_key(secret, date, region, service);
+    if let Ok(mut keys) = SIGNING_KEYS.write() {
+        if keys.len() >= SIGNING_KEY_CACHE_LIMIT {
+            keys.clear();
+        }
+        keys.insert(id, key);
+    }
+    key
 }
 
 /// `kSigning` = HMAC chain over date, region, service and `aws4_request`.
