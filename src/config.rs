@@ -104,6 +104,13 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_GC_GRACE", default_value_t = 3600)]
     pub gc_grace: u64,
 
+    /// Bearer token the operator endpoints (`/_ecrd/reset`, `/_ecrd/clock`,
+    /// `/_ecrd/lifecycle/evaluate`, `/_ecrd/gc`, `/moto-api/reset`) require
+    /// as `Authorization: Bearer <token>`. Default: none (health stays open
+    /// either way).
+    #[arg(long, env = "ECRD_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+
     /// Log format.
     #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -133,6 +140,7 @@ impl ServeConfig {
             max_api_body: 64 * 1024 * 1024,
             blob_redirect: true,
             token_secret: None,
+            operator_token: None,
             log_format: LogFormat::Text,
             lifecycle_interval: 0,
             gc_interval: 0,

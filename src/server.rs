@@ -13,6 +13,11 @@
 //!   freed; `graceSeconds` (JSON body or query) overrides `--gc-grace`;
 //! - `POST /moto-api/reset` and `GET /_localstack/health`: the conventions
 //!   existing test harnesses already call.
+//!
+//! All but the two health endpoints pass `operator_guard`: state-changing
+//! requests with a form or text content type (415) or an `Origin` (403),
+//! as a web page would send them, are refused, and `--operator-token`
+//! requires a bearer token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,18 +36,112 @@ pub use crate::state::{AppState, StartError};
 
 /// The router serving both planes and the operator endpoints.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", post(root))
-        .route("/_ecrd/health", get(health))
+    let operator = Router::new()
         .route("/_ecrd/reset", post(reset))
         .route("/_ecrd/clock", get(get_clock).post(set_clock))
         .route("/_ecrd/lifecycle/evaluate", post(evaluate_lifecycle))
         .route("/_ecrd/gc", post(collect_garbage))
         .route("/moto-api/reset", post(reset))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            operator_guard,
+        ));
+    Router::new()
+        .route("/", post(root))
+        .route("/_ecrd/health", get(health))
         .route("/_localstack/health", get(localstack_health))
+        .merge(operator)
         .merge(crate::oci::routes())
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Keeps web pages and other users away from the operator endpoints.
+///
+/// A page in the developer's browser can send a cross-site POST without a
+/// CORS preflight only with a "simple" content type (`text/plain`, a form
+/// encoding) or none, and the browser always adds `Origin` to it. So a
+/// state-changing request is refused with 415 when it carries a
+/// `Content-Type` other than `application/json` (which a page cannot send
+/// cross-site without a preflight, and ecrd answers no preflight), and with
+/// 403 when it carries an `Origin` header at all (command-line clients and
+/// SDKs send none). With `--operator-token`, every operator request needs
+/// `Authorization: Bearer <token>` (401 otherwise). ecrd sends no CORS
+/// headers, so no page can read an answer either.
+async fn operator_guard(
+    State(app): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let refuse = |status: StatusCode, kind: &str, message: String| {
+        (status, Json(json!({ "__type": kind, "message": message }))).into_response()
+    };
+    let headers = request.headers();
+    if let Some(expected) = &app.config.operator_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        if !given.is_some_and(|t| same_secret(t, expected)) {
+            let mut response = refuse(
+                StatusCode::UNAUTHORIZED,
+                "UnauthorizedException",
+                "this operator endpoint needs 'Authorization: Bearer <token>' with the token given to --operator-token".into(),
+            );
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"ecrd operator\""),
+            );
+            return response;
+        }
+    }
+    if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
+        if let Some(origin) = headers.get(axum::http::header::ORIGIN) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                format!(
+                    "operator endpoints do not accept requests from web pages (Origin: {})",
+                    origin.to_str().unwrap_or("?")
+                ),
+            );
+        }
+        if let Some(content_type) = headers.get(axum::http::header::CONTENT_TYPE) {
+            let media_type = content_type
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if media_type != "application/json" {
+                return refuse(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaTypeException",
+                    format!(
+                        "operator endpoints take 'Content-Type: application/json' (or no body and no Content-Type), not '{}'",
+                        content_type.to_str().unwrap_or("?")
+                    ),
+                );
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares two secrets in time independent of where they differ (and,
+/// hashing first, of their lengths).
+fn same_secret(given: &str, expected: &str) -> bool {
+    use sha2::Digest as _;
+    use subtle::ConstantTimeEq as _;
+    let a = sha2::Sha256::digest(given.as_bytes());
+    let b = sha2::Sha256::digest(expected.as_bytes());
+    a.ct_eq(&b).into()
 }
 
 /// `POST /`: the ECR JSON API, or STS's query API when the request is one.
@@ -120,18 +219,30 @@ async fn set_clock(State(app): State<Arc<AppState>>, body: axum::body::Bytes) ->
             ))
         }
     };
-    match (change.offset_seconds, change.now) {
-        (Some(seconds), None) if seconds.is_finite() => {
-            app.ecr.clock.advance(time::Duration::seconds_f64(seconds))
+    use crate::ecr::clock::OutOfRange;
+    let moved: Result<(), OutOfRange> = match (change.offset_seconds, change.now) {
+        (Some(seconds), None) => {
+            if !seconds.is_finite() || seconds.fract() != 0.0 {
+                return bad(format!(
+                    "offsetSeconds must be a whole number of seconds, not {seconds}"
+                ));
+            }
+            match time::Duration::checked_seconds_f64(seconds) {
+                Some(by) => app.ecr.clock.try_advance(by),
+                None => Err(OutOfRange),
+            }
         }
         (None, Some(now)) => {
             match time::OffsetDateTime::parse(&now, &time::format_description::well_known::Rfc3339)
             {
-                Ok(at) => app.ecr.clock.set_now(at),
+                Ok(at) => app.ecr.clock.try_set_now(at),
                 Err(e) => return bad(format!("'now' is not an RFC 3339 time: {e}")),
             }
         }
         _ => return bad("give exactly one of offsetSeconds (a number) or now (RFC 3339)".into()),
+    };
+    if let Err(e) = moved {
+        return bad(format!("{e}; the clock was not moved"));
     }
     Json(clock_body(&app)).into_response()
 }

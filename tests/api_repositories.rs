@@ -603,3 +603,143 @@ async fn account_settings_and_registry() {
             .is_empty());
     }
 }
+
+/// Limits are checked before work proportional to the input: 100,000 tags
+/// (CreateRepository, TagResource) are refused with TooManyTagsException,
+/// and 100,000 image ids or layer digests with the model's list limit
+/// (InvalidParameterException), each well within a second of server time.
+/// Before the merge was made linear, the tags alone took 21 s of CPU.
+#[tokio::test]
+async fn hundred_thousand_items_are_refused_fast() {
+    use aws_sdk_ecr::types::ImageIdentifier;
+    use std::time::{Duration, Instant};
+    const N: usize = 100_000;
+    let tags: Vec<Tag> = (0..N)
+        .map(|i| {
+            Tag::builder()
+                .key(format!("key-{i}"))
+                .value("v")
+                .build()
+                .unwrap()
+        })
+        .collect();
+    for &backend in BACKENDS {
+        let server = TestServer::start(backend).await;
+        let ecr = server.ecr();
+        let started = Instant::now();
+        let err = ecr
+            .create_repository()
+            .repository_name("many-tags")
+            .set_tags(Some(tags.clone()))
+            .send()
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        let (code, message) = err_code(&err);
+        assert_eq!(code, "TooManyTagsException", "{message}");
+        assert!(message.contains("50"), "{message}");
+        eprintln!("CreateRepository with {N} tags refused in {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+
+        let arn = ecr
+            .create_repository()
+            .repository_name("some-tags")
+            .send()
+            .await
+            .unwrap()
+            .repository
+            .unwrap()
+            .repository_arn
+            .unwrap();
+        let started = Instant::now();
+        let err = ecr
+            .tag_resource()
+            .resource_arn(&arn)
+            .set_tags(Some(tags.clone()))
+            .send()
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(err_code(&err).0, "TooManyTagsException");
+        eprintln!("TagResource with {N} tags refused in {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+
+        // Many copies of one key are one tag; untagging many keys is linear.
+        let started = Instant::now();
+        ecr.tag_resource()
+            .resource_arn(&arn)
+            .set_tags(Some(vec![
+                Tag::builder()
+                    .key("same")
+                    .value("v")
+                    .build()
+                    .unwrap();
+                N
+            ]))
+            .send()
+            .await
+            .unwrap();
+        ecr.untag_resource()
+            .resource_arn(&arn)
+            .set_tag_keys(Some((0..N).map(|i| format!("key-{i}")).collect()))
+            .send()
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        let listed = ecr
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        let keys: Vec<&str> = listed.tags().iter().map(|t| t.key()).collect();
+        assert_eq!(keys, ["same"]);
+
+        let started = Instant::now();
+        let ids: Vec<ImageIdentifier> = (0..N)
+            .map(|i| {
+                ImageIdentifier::builder()
+                    .image_tag(format!("t{i}"))
+                    .build()
+            })
+            .collect();
+        let err = ecr
+            .batch_get_image()
+            .repository_name("some-tags")
+            .set_image_ids(Some(ids.clone()))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "InvalidParameterException");
+        let err = ecr
+            .batch_delete_image()
+            .repository_name("some-tags")
+            .set_image_ids(Some(ids))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "InvalidParameterException");
+        let digests: Vec<String> = (0..N).map(|i| format!("sha256:{i:064x}")).collect();
+        let err = ecr
+            .batch_check_layer_availability()
+            .repository_name("some-tags")
+            .set_layer_digests(Some(digests.clone()))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "InvalidParameterException");
+        let err = ecr
+            .complete_layer_upload()
+            .repository_name("some-tags")
+            .upload_id("00000000-0000-0000-0000-000000000000")
+            .set_layer_digests(Some(digests))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "InvalidParameterException");
+        let took = started.elapsed();
+        eprintln!("four batch calls with {N} items each refused in {took:?}");
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+    }
+}

@@ -1612,6 +1612,122 @@ async fn deletes() {
     }
 }
 
+/// A DELETE never breaks an acknowledged image: a blob an image of the
+/// repository uses is refused with 405 UNSUPPORTED naming the image, and a
+/// manifest an index lists is refused as BatchDeleteImage refuses it
+/// (ImageReferencedByManifestList). Once nothing uses them, both go.
+#[tokio::test]
+async fn deletes_never_break_an_acknowledged_image() {
+    for &backend in BACKENDS {
+        let reg = Reg::start(backend).await;
+        reg.create_repo("keep").await;
+        let (manifest, digest) = reg.push_image("keep", "v1", "k").await;
+        let parsed: Value = serde_json::from_str(&manifest).unwrap();
+        let layer = parsed["layers"][0]["digest"].as_str().unwrap().to_string();
+        let config = parsed["config"]["digest"].as_str().unwrap().to_string();
+
+        // The layer and the config of a tagged image stay.
+        for blob in [&layer, &config] {
+            let r = reg
+                .req(Method::DELETE, &format!("/v2/keep/blobs/{blob}"))
+                .send()
+                .await
+                .unwrap();
+            let (status, code, message) = error_of(r).await;
+            assert_eq!((status, code.as_str()), (405, "UNSUPPORTED"), "{message}");
+            assert!(message.contains(&digest), "{message}");
+            assert!(message.contains(blob.as_str()), "{message}");
+        }
+        // ... and the image is still pullable, blob by blob.
+        let r = reg
+            .req(Method::GET, "/v2/keep/manifests/v1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        for blob in [&layer, &config] {
+            let r = reg
+                .req(Method::HEAD, &format!("/v2/keep/blobs/{blob}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{blob}");
+        }
+
+        // An index listing the image keeps it from a DELETE by digest,
+        // with BatchDeleteImage's code and reason.
+        let index = json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI_MANIFEST, "size": manifest.len(), "digest": digest}],
+        })
+        .to_string();
+        let r = reg.put_manifest("keep", "multi", OCI_INDEX, &index).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let index_digest = sha256(index.as_bytes());
+        let r = reg
+            .req(Method::DELETE, &format!("/v2/keep/manifests/{digest}"))
+            .send()
+            .await
+            .unwrap();
+        let (status, code, message) = error_of(r).await;
+        assert_eq!((status, code.as_str()), (405, "UNSUPPORTED"));
+        let batch = reg
+            .server
+            .ecr()
+            .batch_delete_image()
+            .repository_name("keep")
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(&digest)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let failure = &batch.failures()[0];
+        assert_eq!(
+            failure.failure_code().map(|c| c.as_str()),
+            Some("ImageReferencedByManifestList")
+        );
+        assert_eq!(failure.failure_reason(), Some(message.as_str()));
+        assert_eq!(
+            message,
+            format!("Requested image referenced by manifest list: [{index_digest}]")
+        );
+        let r = reg
+            .req(Method::GET, &format!("/v2/keep/manifests/{digest}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+
+        // Deleting by tag only removes the tag (the image stays, listed).
+        let r = reg
+            .req(Method::DELETE, "/v2/keep/manifests/v1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+
+        // Index first, then the image, then its blobs: all allowed.
+        for path in [
+            format!("/v2/keep/manifests/{index_digest}"),
+            format!("/v2/keep/manifests/{digest}"),
+            format!("/v2/keep/blobs/{layer}"),
+            format!("/v2/keep/blobs/{config}"),
+        ] {
+            let r = reg.req(Method::DELETE, &path).send().await.unwrap();
+            assert_eq!(r.status(), 202, "{path}: {}", r.text().await.unwrap());
+        }
+        let r = reg
+            .req(Method::HEAD, &format!("/v2/keep/blobs/{layer}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+}
+
 #[tokio::test]
 async fn blob_redirects_and_signed_urls() {
     for &backend in BACKENDS {

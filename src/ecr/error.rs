@@ -43,6 +43,10 @@ pub enum ErrorKind {
     /// AWS's generic authorization failure (not an ECR model shape: every
     /// AWS service answers it the same way).
     AccessDenied,
+    /// An image that an index of its repository lists may not be deleted.
+    /// The model's `ImageFailureCode` (BatchDeleteImage reports it per
+    /// image); raised as an error by the registry's single-image delete.
+    ImageReferencedByManifestList,
 }
 
 impl ErrorKind {
@@ -83,6 +87,7 @@ impl ErrorKind {
             ErrorKind::RepositoryPolicyNotFound => "RepositoryPolicyNotFoundException",
             ErrorKind::RegistryPolicyNotFound => "RegistryPolicyNotFoundException",
             ErrorKind::AccessDenied => "AccessDeniedException",
+            ErrorKind::ImageReferencedByManifestList => "ImageReferencedByManifestList",
         }
     }
 
@@ -118,6 +123,7 @@ impl ErrorKind {
         ErrorKind::RepositoryPolicyNotFound,
         ErrorKind::RegistryPolicyNotFound,
         ErrorKind::AccessDenied,
+        ErrorKind::ImageReferencedByManifestList,
     ];
 }
 
@@ -155,6 +161,19 @@ impl EcrError {
 }
 
 impl EcrError {
+    /// ECR's refusal to delete an image that the indexes `parents` list
+    /// (BatchDeleteImage's failure reason, word for word).
+    pub fn referenced_by_manifest_list(parents: &[crate::digest::Digest]) -> Self {
+        let list: Vec<String> = parents.iter().map(ToString::to_string).collect();
+        Self::new(
+            ErrorKind::ImageReferencedByManifestList,
+            format!(
+                "Requested image referenced by manifest list: [{}]",
+                list.join(", ")
+            ),
+        )
+    }
+
     pub fn repository_policy_not_found(name: &str, registry: &str) -> Self {
         Self::new(
             ErrorKind::RepositoryPolicyNotFound,

@@ -73,7 +73,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use super::error::{EcrError, EcrResult, ErrorKind};
-use super::manifest;
+use super::images::image_blobs;
 use super::records::{ImageRecord, LayerRecord, UploadRecord};
 use super::{load, Ecr};
 use crate::digest::Digest;
@@ -132,20 +132,6 @@ fn epoch_ms(t: SystemTime) -> i64 {
 fn split_key(key: &str) -> Option<(&str, Digest)> {
     let (repo, digest) = key.rsplit_once('@')?;
     Some((repo, Digest::parse(digest).ok()?))
-}
-
-/// The blobs an image needs.
-fn image_blobs(image: &ImageRecord) -> EcrResult<Vec<Digest>> {
-    if !image.blobs.is_empty() {
-        return Ok(image.blobs.clone());
-    }
-    // Records written before `blobs` existed (and indexes, which have none).
-    let parsed = manifest::parse(image.manifest.as_bytes(), Some(&image.media_type))?;
-    Ok(parsed
-        .required_blobs()
-        .iter()
-        .map(|d| d.digest.clone())
-        .collect())
 }
 
 /// Calls `each` for every entry of `table` under `prefix`, page by page.
@@ -366,16 +352,18 @@ impl Ecr {
 }
 
 /// Collects every `every`, with the given grace, until the task is aborted.
+/// A collection that fails or panics is logged and the next interval
+/// collects again (`background::repeat`).
 pub async fn run_periodically(ecr: Arc<Ecr>, every: Duration, grace: Duration) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        match ecr.collect_garbage(grace).await {
-            Ok(report)
-                if !report.blobs_deleted.is_empty() || !report.uploads_removed.is_empty() =>
-            {
+    super::background::repeat(
+        every,
+        "garbage collection",
+        move || {
+            let ecr = ecr.clone();
+            async move { ecr.collect_garbage(grace).await }
+        },
+        |report: GcReport| {
+            if !report.blobs_deleted.is_empty() || !report.uploads_removed.is_empty() {
                 tracing::info!(
                     blobs = report.blobs_deleted.len(),
                     blob_bytes = report.blob_bytes_freed,
@@ -384,15 +372,16 @@ pub async fn run_periodically(ecr: Arc<Ecr>, every: Duration, grace: Duration) {
                     upload_bytes = report.upload_bytes_freed,
                     "garbage collected"
                 )
+            } else {
+                tracing::debug!(
+                    blobs_kept = report.blobs_kept,
+                    layers_unlinked = report.layers_unlinked.len(),
+                    "garbage collection found nothing to free"
+                )
             }
-            Ok(report) => tracing::debug!(
-                blobs_kept = report.blobs_kept,
-                layers_unlinked = report.layers_unlinked.len(),
-                "garbage collection found nothing to free"
-            ),
-            Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
-        }
-    }
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -402,6 +391,7 @@ mod tests {
     use super::*;
     use crate::ecr::clock::Clock;
     use crate::ecr::images::image_key;
+    use crate::ecr::manifest;
     use crate::ecr::names::{AccountId, Region, RepositoryName, Scope};
     use crate::ecr::repositories::NewRepository;
     use crate::ecr::save;

@@ -737,17 +737,14 @@ impl Ecr {
             for plan in plans.iter_mut().filter(|p| p.whole) {
                 if let Some(list) = parents.get(&plan.image.digest) {
                     plan.blocked = true;
-                    let list: Vec<String> = list.iter().map(ToString::to_string).collect();
+                    let refused = EcrError::referenced_by_manifest_list(list);
                     for &i in &plan.requests {
                         failures.push((
                             i,
                             ImageFailure {
                                 id: ids[i].clone(),
-                                code: "ImageReferencedByManifestList",
-                                reason: format!(
-                                    "Requested image referenced by manifest list: [{}]",
-                                    list.join(", ")
-                                ),
+                                code: refused.kind.code(),
+                                reason: refused.message.clone(),
                             },
                         ));
                     }
@@ -790,7 +787,7 @@ impl Ecr {
     /// than those in `children`) that list it. Reads every image of the
     /// repository: there is no reverse index from a manifest to the indexes
     /// that list it.
-    fn indexes_listing(
+    pub(crate) fn indexes_listing(
         &self,
         tx: &(impl ReadTxn + ?Sized),
         scope: &Scope,

@@ -397,22 +397,51 @@ impl Ecr {
         Ok(Some(size))
     }
 
-    /// Unlinks a blob from a repository. False if it was not linked.
+    /// Unlinks a blob from a repository, unless an image of the repository
+    /// uses it (as its config or a layer): unlinking that would leave an
+    /// acknowledged image unpullable. Reads the repository's images (there
+    /// is no reverse index from a blob to them) inside the write
+    /// transaction, so no image can start using the blob meanwhile.
     pub fn delete_layer(
         &self,
         scope: &Scope,
         repo: &RepositoryName,
         digest: &Digest,
-    ) -> EcrResult<bool> {
+    ) -> EcrResult<LayerDeletion> {
+        /// How many of the images using the blob the refusal names.
+        const NAMED: usize = 10;
         let mut tx = self.store.write()?;
         get_repository(&*tx, scope, repo)?;
         let key = layer_key(scope, repo.as_str(), digest);
         if tx.get(Table::Layers, &key)?.is_none() {
-            return Ok(false);
+            return Ok(LayerDeletion::NotLinked);
+        }
+        let prefix = format!("{}@", repo_prefix(scope, repo.as_str()));
+        let mut users = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = tx.scan(Table::Images, &prefix, after.as_deref(), 1000)?;
+            let full = page.len() == 1000;
+            after = page.last().map(|(k, _)| k.clone());
+            for (_, bytes) in page {
+                let image: ImageRecord = serde_json::from_slice(&bytes)?;
+                if image_blobs(&image)?.contains(digest) {
+                    users.push(image.digest);
+                    if users.len() == NAMED {
+                        return Ok(LayerDeletion::InUse(users));
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        if !users.is_empty() {
+            return Ok(LayerDeletion::InUse(users));
         }
         tx.delete(Table::Layers, &key)?;
         tx.commit()?;
-        Ok(true)
+        Ok(LayerDeletion::Unlinked)
     }
 
     // --------------------------------------------------------- manifests
@@ -641,7 +670,9 @@ impl Ecr {
         Ok(image)
     }
 
-    /// Deletes an image and every tag pointing at it.
+    /// Deletes an image and every tag pointing at it, unless an index of
+    /// the repository lists it: refused with BatchDeleteImage's
+    /// `ImageReferencedByManifestList` rule (`indexes_listing`).
     pub fn delete_image(
         &self,
         scope: &Scope,
@@ -650,6 +681,15 @@ impl Ecr {
     ) -> EcrResult<ImageRecord> {
         let mut tx = self.store.write()?;
         get_repository(&*tx, scope, repo)?;
+        let parents = self.indexes_listing(
+            &*tx,
+            scope,
+            repo,
+            &std::collections::HashSet::from([digest.clone()]),
+        )?;
+        if let Some(list) = parents.get(digest) {
+            return Err(EcrError::referenced_by_manifest_list(list));
+        }
         let image = delete_image_in(&mut *tx, scope, repo, digest)?.ok_or_else(|| {
             EcrError::new(
                 ErrorKind::ImageNotFound,
@@ -828,6 +868,32 @@ impl Ecr {
         }
         Ok(())
     }
+}
+
+/// What [`Ecr::delete_layer`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerDeletion {
+    /// The link is gone; garbage collection frees the blob once nothing
+    /// else uses it.
+    Unlinked,
+    /// The repository had no such blob.
+    NotLinked,
+    /// Refused: these images of the repository (the first few) use it.
+    InUse(Vec<Digest>),
+}
+
+/// The blobs (config and layers) an image needs.
+pub(crate) fn image_blobs(image: &ImageRecord) -> EcrResult<Vec<Digest>> {
+    if !image.blobs.is_empty() {
+        return Ok(image.blobs.clone());
+    }
+    // Records written before `blobs` existed (and indexes, which have none).
+    let parsed = manifest::parse(image.manifest.as_bytes(), Some(&image.media_type))?;
+    Ok(parsed
+        .required_blobs()
+        .iter()
+        .map(|d| d.digest.clone())
+        .collect())
 }
 
 /// Deletes one image with its tags and referrer entry, inside a transaction.

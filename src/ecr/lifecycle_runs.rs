@@ -962,27 +962,37 @@ impl Ecr {
 }
 
 /// Runs every repository's lifecycle policy each `every`, until the task is
-/// dropped. The first run is one interval after the start.
+/// dropped. The first run is one interval after the start. A run that fails
+/// or panics is logged and the next interval runs again
+/// (`background::repeat`).
 pub async fn run_periodically(ecr: Arc<Ecr>, every: Duration) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        let ecr = ecr.clone();
-        let run =
-            tokio::task::spawn_blocking(move || ecr.run_lifecycle(&LifecycleTarget::default()))
-                .await;
-        match run {
-            Ok(Ok(report)) => tracing::debug!(
+    super::background::repeat(
+        every,
+        "lifecycle",
+        move || {
+            let ecr = ecr.clone();
+            async move {
+                // Off the async workers: a run reads every repository.
+                match tokio::task::spawn_blocking(move || {
+                    ecr.run_lifecycle(&LifecycleTarget::default())
+                })
+                .await
+                {
+                    Ok(result) => result,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => Err(EcrError::new(ErrorKind::Server, e.to_string())),
+                }
+            }
+        },
+        |report: LifecycleRunReport| {
+            tracing::debug!(
                 repositories = report.repositories_evaluated,
                 actions = report.actions.len(),
                 "lifecycle policies evaluated"
-            ),
-            Ok(Err(e)) => tracing::warn!(error = %e, "lifecycle run failed"),
-            Err(e) => tracing::warn!(error = %e, "lifecycle run panicked"),
-        }
-    }
+            )
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

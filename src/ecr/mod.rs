@@ -6,6 +6,7 @@
 pub mod access;
 pub mod arn;
 pub mod authorize;
+pub(crate) mod background;
 pub mod caller;
 pub mod clock;
 pub mod error;
@@ -19,6 +20,8 @@ pub mod names;
 pub mod policies;
 pub mod records;
 pub mod repositories;
+pub mod scan;
+pub mod scanning;
 pub mod settings;
 
 use std::sync::Arc;

@@ -6,6 +6,8 @@
 //! PutImageScanningConfiguration, TagResource, UntagResource and
 //! ListTagsForResource.
 
+use std::collections::{HashMap, HashSet};
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -158,26 +160,35 @@ fn check_tags(tags: &[ResourceTag]) -> EcrResult<()> {
 }
 
 /// Applies `added` over `existing` (a key given again takes the new value)
-/// and enforces the 50-tag limit.
+/// and enforces the 50-tag limit. Linear in the input, and the limit is
+/// checked before any tag is validated or copied: a request carrying
+/// 100,000 tags costs one hash insert per tag up to the 51st distinct key.
 fn merge_tags(existing: &[ResourceTag], added: &[ResourceTag]) -> EcrResult<Vec<ResourceTag>> {
-    check_tags(added)?;
-    let mut merged = existing.to_vec();
+    let mut position: HashMap<&str, usize> = existing
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.key.as_str(), i))
+        .collect();
+    let mut order: Vec<&ResourceTag> = existing.iter().collect();
     for tag in added {
-        match merged.iter_mut().find(|t| t.key == tag.key) {
-            Some(slot) => slot.value = tag.value.clone(),
-            None => merged.push(tag.clone()),
+        match position.get(tag.key.as_str()) {
+            Some(&at) => order[at] = tag,
+            None => {
+                if order.len() == MAX_TAGS {
+                    return Err(EcrError::new(
+                        ErrorKind::TooManyTags,
+                        format!(
+                            "The repository would have more than {MAX_TAGS} tags; a resource can have at most {MAX_TAGS} tags."
+                        ),
+                    ));
+                }
+                position.insert(tag.key.as_str(), order.len());
+                order.push(tag);
+            }
         }
     }
-    if merged.len() > MAX_TAGS {
-        return Err(EcrError::new(
-            ErrorKind::TooManyTags,
-            format!(
-                "The repository would have {} tags; a resource can have at most {MAX_TAGS} tags.",
-                merged.len()
-            ),
-        ));
-    }
-    Ok(merged)
+    check_tags(added)?;
+    Ok(order.into_iter().cloned().collect())
 }
 
 fn encode_token(last_name: &str) -> String {
@@ -219,7 +230,6 @@ impl Ecr {
             (_, Some(key)) => Some(kms_key_arn(scope, &key)),
             (_, None) => Some(default_kms_key(scope)),
         };
-        check_tags(&new.tags)?;
         let tags = merge_tags(&[], &new.tags)?;
         let record = RepositoryRecord {
             name: name.as_str().to_string(),
@@ -417,7 +427,8 @@ impl Ecr {
     pub fn untag_resource(&self, caller: &Scope, arn: &str, keys: Vec<String>) -> EcrResult<()> {
         let (scope, name) = self.repository_for_arn(caller, arn)?;
         self.update_repository(&scope, &name, |r| {
-            r.tags.retain(|t| !keys.contains(&t.key));
+            let keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
+            r.tags.retain(|t| !keys.contains(t.key.as_str()));
             Ok(())
         })?;
         Ok(())

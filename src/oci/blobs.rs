@@ -23,6 +23,7 @@ use super::error::{OciError, OciResult};
 use super::{empty_response, path, Ctx};
 use crate::auth::token::TokenError;
 use crate::digest::Digest;
+use crate::ecr::images::LayerDeletion;
 use crate::ecr::names::{AccountId, Region, RepositoryName, Scope};
 use crate::ecr::Ecr;
 use crate::state::AppState;
@@ -72,13 +73,27 @@ pub async fn get(
 }
 
 /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the repository.
+/// A blob an image of the repository uses is not deleted: 405 UNSUPPORTED
+/// (the distribution spec's answer when a blob cannot be deleted), naming
+/// the images.
 pub async fn delete(ctx: Ctx, name: &str, digest: &str) -> OciResult<Response> {
     let repo = path::repository(name)?;
     let digest = path::digest(digest)?;
-    if ctx.app.ecr.delete_layer(&ctx.scope, &repo, &digest)? {
-        Ok(empty_response(StatusCode::ACCEPTED, &[]))
-    } else {
-        Err(OciError::blob_unknown(&digest.to_string()))
+    match ctx.app.ecr.delete_layer(&ctx.scope, &repo, &digest)? {
+        LayerDeletion::Unlinked => Ok(empty_response(StatusCode::ACCEPTED, &[])),
+        LayerDeletion::NotLinked => Err(OciError::blob_unknown(&digest.to_string())),
+        LayerDeletion::InUse(images) => {
+            let images: Vec<String> = images.iter().map(ToString::to_string).collect();
+            Err(OciError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "UNSUPPORTED",
+                format!(
+                    "The blob '{digest}' is used by images of the repository '{repo}' and cannot be deleted: [{}]; delete those images first",
+                    images.join(", ")
+                ),
+            )
+            .with_detail(serde_json::json!({ "digest": digest.to_string(), "images": images })))
+        }
     }
 }
 

@@ -216,6 +216,9 @@ impl From<EcrError> for OciError {
             | ErrorKind::RepositoryPolicyNotFound
             | ErrorKind::RegistryPolicyNotFound => (S::BAD_REQUEST, "DENIED"),
             ErrorKind::AccessDenied => (S::FORBIDDEN, "DENIED"),
+            // The distribution spec's answer for a manifest that cannot be
+            // deleted ("400 Bad Request or 405 Method Not Allowed").
+            ErrorKind::ImageReferencedByManifestList => (S::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             ErrorKind::Server => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         };
         OciError::new(status, code, e.message)

@@ -47,6 +47,8 @@ pub enum Table {
     RepositoryPolicies,
     /// `<account>/<region>` → the registry policy's text (raw UTF-8).
     RegistryPolicies,
+    /// `<account>/<region>` → the registry scanning configuration.
+    ScanningConfigurations,
 }
 
 impl Table {
@@ -62,6 +64,7 @@ impl Table {
         Table::LifecyclePreviews,
         Table::RepositoryPolicies,
         Table::RegistryPolicies,
+        Table::ScanningConfigurations,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +80,7 @@ impl Table {
             Table::LifecyclePreviews => "lifecycle_previews",
             Table::RepositoryPolicies => "repository_policies",
             Table::RegistryPolicies => "registry_policies",
+            Table::ScanningConfigurations => "scanning_configurations",
         }
     }
 }

@@ -43,6 +43,9 @@ for _var in ("no_proxy", "NO_PROXY"):
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 DEFAULT_ACCOUNT = "000000000000"
+# Operator endpoints refuse form and text content types (urllib's default
+# for a body is a form), so callers with a body say it is JSON.
+JSON = {"Content-Type": "application/json"}
 
 
 def find_binary() -> Path:

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from conftest import (
     DEFAULT_ACCOUNT,
+    JSON,
     boto_client,
     error_of,
     find_binary,
@@ -205,7 +206,7 @@ def test_moving_the_clock_does_not_expire_signatures(ecrd):
     client = boto_client(ecrd)
     client.create_repository(repositoryName="timeless")
     for offset in (b'{"offsetSeconds": 1200}', b'{"offsetSeconds": -2400}'):
-        status, _, _ = http("POST", f"{ecrd.url}/_ecrd/clock", body=offset)
+        status, _, _ = http("POST", f"{ecrd.url}/_ecrd/clock", body=offset, headers=JSON)
         assert status == 200
         names = [r["repositoryName"] for r in client.describe_repositories()["repositories"]]
         assert names == ["timeless"]

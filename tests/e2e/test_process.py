@@ -4,7 +4,7 @@ import json
 import signal
 import threading
 
-from conftest import boto_client, http
+from conftest import JSON, boto_client, http
 
 
 def test_health_endpoints(ecrd):
@@ -38,14 +38,70 @@ def test_clock_endpoint(ecrd):
     status, _, raw = http("GET", f"{ecrd.url}/_ecrd/clock")
     assert status == 200
     assert "now" in json.loads(raw)
-    status, _, raw = http("POST", f"{ecrd.url}/_ecrd/clock", body=b'{"offsetSeconds": 60}')
+    status, _, raw = http("POST", f"{ecrd.url}/_ecrd/clock", body=b'{"offsetSeconds": 60}', headers=JSON)
     assert status == 200
     assert json.loads(raw)["offsetSeconds"] >= 59
-    status, _, _ = http("POST", f"{ecrd.url}/_ecrd/clock", body=b"{}")
+    status, _, _ = http("POST", f"{ecrd.url}/_ecrd/clock", body=b"{}", headers=JSON)
     assert status == 400
     # Reset puts the clock back, so signatures made now verify again.
     ecrd.reset()
     assert json.loads(http("GET", f"{ecrd.url}/_ecrd/clock")[2])["offsetSeconds"] == 0
+
+
+def test_operator_endpoints_refuse_what_a_web_page_can_send(ecrd):
+    """A cross-site form post or a fetch from a page (which carries Origin)
+    cannot reset state; curl-style calls and JSON still work."""
+    client = boto_client(ecrd)
+    client.create_repository(repositoryName="survivor")
+    for path in ("/_ecrd/reset", "/moto-api/reset", "/_ecrd/gc", "/_ecrd/lifecycle/evaluate"):
+        for content_type in ("text/plain", "application/x-www-form-urlencoded",
+                             "multipart/form-data; boundary=x"):
+            status, _, raw = http("POST", f"{ecrd.url}{path}", body=b"{}",
+                                  headers={"Content-Type": content_type})
+            assert status == 415, (path, content_type, raw)
+        status, _, raw = http("POST", f"{ecrd.url}{path}", body=b"{}",
+                              headers={**JSON, "Origin": "http://evil.example"})
+        assert status == 403, (path, raw)
+    # urllib's default for a body is a form encoding: refused too.
+    status, _, _ = http("POST", f"{ecrd.url}/_ecrd/clock", body=b'{"offsetSeconds": 60}')
+    assert status == 415
+    names = [r["repositoryName"] for r in client.describe_repositories()["repositories"]]
+    assert names == ["survivor"]
+    assert json.loads(http("GET", f"{ecrd.url}/_ecrd/clock")[2])["offsetSeconds"] == 0
+    status, _, _ = http("POST", f"{ecrd.url}/_ecrd/reset")
+    assert status == 200
+    assert client.describe_repositories()["repositories"] == []
+
+
+def test_clock_refuses_times_it_cannot_represent(ecrd):
+    client = boto_client(ecrd)
+    client.create_repository(repositoryName="still-here")
+    for body in (b'{"now": "9999-12-31T23:59:59Z"}', b'{"now": "2200-01-01T00:00:00Z"}',
+                 b'{"now": "1969-12-31T23:59:59Z"}', b'{"offsetSeconds": 1e12}',
+                 b'{"offsetSeconds": -1e10}'):
+        status, _, raw = http("POST", f"{ecrd.url}/_ecrd/clock", body=body, headers=JSON)
+        assert status == 400, (body, raw)
+        assert "before 2200-01-01T00:00:00Z" in json.loads(raw)["error"], raw
+    status, _, raw = http("POST", f"{ecrd.url}/_ecrd/clock", body=b'{"offsetSeconds": 1.5}',
+                          headers=JSON)
+    assert status == 400 and b"whole number" in raw, raw
+    assert json.loads(http("GET", f"{ecrd.url}/_ecrd/clock")[2])["offsetSeconds"] == 0
+    names = [r["repositoryName"] for r in client.describe_repositories()["repositories"]]
+    assert names == ["still-here"]
+
+
+def test_operator_token(spawn):
+    server = spawn(env={"ECRD_OPERATOR_TOKEN": "s3cret"})
+    status, _, _ = http("GET", f"{server.url}/_ecrd/health")
+    assert status == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        status, h, _ = http("POST", f"{server.url}/_ecrd/reset", headers=headers)
+        assert status == 401
+        lower = {k.lower(): v for k, v in h.items()}
+        assert lower.get("www-authenticate", "").startswith("Bearer"), h
+    status, _, _ = http("POST", f"{server.url}/_ecrd/reset",
+                        headers={"Authorization": "Bearer s3cret"})
+    assert status == 200
 
 
 def test_sigterm_is_a_graceful_exit(spawn):

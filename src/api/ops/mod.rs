@@ -9,6 +9,7 @@ pub mod layers;
 pub mod lifecycle;
 pub mod policies;
 pub mod repositories;
+pub mod scanning;
 
 use super::error::ApiError;
 use super::model::Operation;
@@ -61,6 +62,20 @@ pub async fn dispatch(operation: Operation, ctx: Ctx, body: &[u8]) -> Result<Vec
         Op::PutRegistryPolicy => call(ctx, body, policies::put_registry_policy).await,
         Op::GetRegistryPolicy => call(ctx, body, policies::get_registry_policy).await,
         Op::DeleteRegistryPolicy => call(ctx, body, policies::delete_registry_policy).await,
+        Op::PutRegistryScanningConfiguration => {
+            call(ctx, body, scanning::put_registry_scanning_configuration).await
+        }
+        Op::GetRegistryScanningConfiguration => {
+            call(ctx, body, scanning::get_registry_scanning_configuration).await
+        }
+        Op::BatchGetRepositoryScanningConfiguration => {
+            call(
+                ctx,
+                body,
+                scanning::batch_get_repository_scanning_configuration,
+            )
+            .await
+        }
         other => Err(ApiError::not_implemented(other.name())),
     }
 }

@@ -1,0 +1,345 @@
+//! Hardening against hostile and careless clients, on every backend: the
+//! clock endpoint's range, background tasks that outlive a bad run, and
+//! operator endpoints a web page cannot reach.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, BACKENDS};
+use serde_json::{json, Value};
+
+async fn set_clock(server: &TestServer, body: Value) -> (u16, Value) {
+    let r = server
+        .http()
+        .post(format!("{}/_ecrd/clock", server.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+async fn offset(server: &TestServer) -> f64 {
+    let clock: Value = server
+        .http()
+        .get(format!("{}/_ecrd/clock", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    clock["offsetSeconds"].as_f64().unwrap()
+}
+
+/// `/_ecrd/clock` refuses times outside 1970-01-01..2200-01-01 and offsets
+/// that are not whole, finite and in range, with a 400 naming the limit;
+/// the clock does not move and every plane keeps answering.
+#[tokio::test]
+async fn clock_refuses_times_it_cannot_represent() {
+    for &backend in BACKENDS {
+        let server = TestServer::start(backend).await;
+        let ecr = server.ecr();
+        ecr.create_repository()
+            .repository_name("still-here")
+            .send()
+            .await
+            .unwrap();
+        for body in [
+            json!({"now": "9999-12-31T23:59:59Z"}),
+            json!({"now": "2200-01-01T00:00:00Z"}),
+            json!({"now": "1969-12-31T23:59:59Z"}),
+            json!({"offsetSeconds": 1e12}),
+            json!({"offsetSeconds": -1e12}),
+            json!({"offsetSeconds": 1e300}),
+            json!({"offsetSeconds": 9_223_372_036_854_775_807i64}),
+        ] {
+            let (status, answer) = set_clock(&server, body.clone()).await;
+            assert_eq!(status, 400, "{body}: {answer}");
+            let message = answer["error"].as_str().unwrap();
+            assert!(
+                message.contains("1970-01-01T00:00:00Z")
+                    && message.contains("2200-01-01T00:00:00Z"),
+                "{body}: {message}"
+            );
+        }
+        let (status, answer) = set_clock(&server, json!({"offsetSeconds": 1.5})).await;
+        assert_eq!(status, 400);
+        assert!(
+            answer["error"].as_str().unwrap().contains("whole number"),
+            "{answer}"
+        );
+        // JSON has no NaN or infinity; a number too large for f64 is not JSON
+        // serde accepts either.
+        let r = server
+            .http()
+            .post(format!("{}/_ecrd/clock", server.url))
+            .body(r#"{"offsetSeconds": 1e999}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(offset(&server).await, 0.0);
+
+        // Everything still works, including the registry login (whose
+        // token expiry is 12 h after "now").
+        let listed = ecr.describe_repositories().send().await.unwrap();
+        assert_eq!(listed.repositories().len(), 1);
+        ecr.get_authorization_token().send().await.unwrap();
+
+        // The edges of the range are accepted.
+        let (status, answer) = set_clock(&server, json!({"now": "2199-12-31T00:00:00Z"})).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer["now"].as_str().unwrap().starts_with("2199-12-31"));
+        ecr.get_authorization_token().send().await.unwrap();
+        ecr.create_repository()
+            .repository_name("in-2199")
+            .send()
+            .await
+            .unwrap();
+        let (status, _) = set_clock(&server, json!({"offsetSeconds": 2 * 86_400})).await;
+        assert_eq!(status, 400, "past 2200 from 2199-12-31");
+        let (status, _) = set_clock(&server, json!({"now": "1970-01-01T00:00:00Z"})).await;
+        assert_eq!(status, 200);
+        let listed = ecr.describe_repositories().send().await.unwrap();
+        assert_eq!(listed.repositories().len(), 2);
+    }
+}
+
+/// The background garbage collection keeps running after a refused clock
+/// move (which used to make every run panic): with a 1 s interval, a
+/// deleted image's blobs are freed without asking once the grace is past.
+#[tokio::test]
+async fn background_gc_keeps_running() {
+    for &backend in BACKENDS {
+        let server = TestServer::start_with(backend, |c| {
+            c.gc_interval = 1;
+            c.gc_grace = 60;
+        })
+        .await;
+        let (status, _) = set_clock(&server, json!({"now": "9999-12-31T23:59:59Z"})).await;
+        assert_eq!(status, 400);
+        let ecr = server.ecr();
+        ecr.create_repository()
+            .repository_name("collected")
+            .send()
+            .await
+            .unwrap();
+        let (_, digest) = common::push_image(&ecr, "collected", "gc", "v1").await;
+        let before = server.state.ecr.blobs.list().await.unwrap().len();
+        assert!(before >= 2, "{before} blobs");
+        ecr.batch_delete_image()
+            .repository_name("collected")
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(&digest)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        server.state.ecr.clock.advance(time::Duration::seconds(120));
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = server.state.ecr.blobs.list().await.unwrap().len();
+            if left == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{left} blobs left 15 s after the delete"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A request as a web page could send it cross-site: no preflight for a
+/// "simple" content type, and always an `Origin`.
+async fn post(
+    server: &TestServer,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &'static str,
+) -> (u16, String) {
+    let mut r = server.http().post(format!("{}{path}", server.url));
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let r = r.body(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+const STATE_CHANGING: &[&str] = &[
+    "/_ecrd/reset",
+    "/moto-api/reset",
+    "/_ecrd/clock",
+    "/_ecrd/gc",
+    "/_ecrd/lifecycle/evaluate",
+];
+
+/// State-changing operator endpoints refuse a form or text content type
+/// (415) and any `Origin` (403), so a page in the developer's browser
+/// cannot wipe state; no CORS header is ever sent. JSON and bodiless
+/// requests (curl -X POST, the SDK-less harnesses) still work.
+#[tokio::test]
+async fn operator_endpoints_refuse_what_a_web_page_can_send() {
+    for &backend in BACKENDS {
+        let server = TestServer::start(backend).await;
+        let ecr = server.ecr();
+        ecr.create_repository()
+            .repository_name("survivor")
+            .send()
+            .await
+            .unwrap();
+        for path in STATE_CHANGING {
+            for content_type in [
+                "text/plain",
+                "text/plain;charset=UTF-8",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=----x",
+            ] {
+                let (status, body) = post(
+                    &server,
+                    path,
+                    &[("content-type", content_type)],
+                    r#"{"offsetSeconds": 86400}"#,
+                )
+                .await;
+                assert_eq!(status, 415, "{path} {content_type}: {body}");
+                let body: Value = serde_json::from_str(&body).unwrap();
+                assert!(body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("application/json"));
+            }
+            for origin in ["http://evil.example", "null"] {
+                for headers in [
+                    vec![("origin", origin)],
+                    vec![("origin", origin), ("content-type", "application/json")],
+                ] {
+                    let (status, body) =
+                        post(&server, path, &headers, r#"{"offsetSeconds": 86400}"#).await;
+                    assert_eq!(status, 403, "{path} {headers:?}: {body}");
+                }
+            }
+            // A preflight gets no CORS permission.
+            let r = server
+                .http()
+                .request(reqwest::Method::OPTIONS, format!("{}{path}", server.url))
+                .header("origin", "http://evil.example")
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type")
+                .send()
+                .await
+                .unwrap();
+            assert!(!r.status().is_success(), "{path}: {}", r.status());
+            assert!(r.headers().get("access-control-allow-origin").is_none());
+        }
+        assert_eq!(offset(&server).await, 0.0);
+        let listed = ecr.describe_repositories().send().await.unwrap();
+        assert_eq!(listed.repositories().len(), 1, "nothing was reset");
+
+        // What harnesses send keeps working.
+        let (status, body) = post(
+            &server,
+            "/_ecrd/clock",
+            &[("content-type", "application/json; charset=utf-8")],
+            r#"{"offsetSeconds": 60}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = post(&server, "/_ecrd/gc", &[], "").await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = post(&server, "/_ecrd/reset", &[], "").await;
+        assert_eq!(status, 200, "{body}");
+        let listed = ecr.describe_repositories().send().await.unwrap();
+        assert!(listed.repositories().is_empty());
+        // Health is not state-changing and stays open to anything.
+        let r = server
+            .http()
+            .get(format!("{}/_ecrd/health", server.url))
+            .header("origin", "http://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
+/// With `--operator-token`, every operator endpoint but health needs
+/// `Authorization: Bearer <token>`.
+#[tokio::test]
+async fn operator_token_is_required_when_set() {
+    for &backend in BACKENDS {
+        let server = TestServer::start_with(backend, |c| {
+            c.operator_token = Some("op-s3cret".into());
+        })
+        .await;
+        let http = server.http();
+        for path in ["/_ecrd/health", "/_localstack/health"] {
+            let r = http
+                .get(format!("{}{path}", server.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+        }
+        for path in STATE_CHANGING {
+            for auth in [None, Some("Bearer wrong"), Some("Basic b3AtczNjcmV0")] {
+                let mut r = http.post(format!("{}{path}", server.url));
+                if let Some(auth) = auth {
+                    r = r.header("authorization", auth);
+                }
+                let r = r.send().await.unwrap();
+                assert_eq!(r.status(), 401, "{path} {auth:?}");
+                assert!(r.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer"));
+            }
+        }
+        let r = http
+            .get(format!("{}/_ecrd/clock", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "reading the clock needs the token too");
+        for path in STATE_CHANGING {
+            let body = match *path {
+                "/_ecrd/clock" => json!({"offsetSeconds": 0}),
+                _ => json!({}),
+            };
+            let r = http
+                .post(format!("{}{path}", server.url))
+                .header("authorization", "Bearer op-s3cret")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            assert!(
+                status.is_success(),
+                "{path}: {status} {}",
+                r.text().await.unwrap()
+            );
+        }
+        // The token does not open the door to web pages.
+        let (status, _) = post(
+            &server,
+            "/_ecrd/reset",
+            &[
+                ("authorization", "Bearer op-s3cret"),
+                ("content-type", "text/plain"),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(status, 415);
+    }
+}
