@@ -50,6 +50,9 @@ pub enum RegistryRequest {
     CheckBlob,
     /// `POST /v2/<name>/blobs/uploads/` and an upload's status.
     StartUpload,
+    /// `POST /v2/<name>/blobs/uploads/?digest=`: a whole layer push in one
+    /// request.
+    MonolithicUpload,
     /// `PATCH` of an upload.
     UploadChunk,
     /// The final `PUT` of an upload.
@@ -71,6 +74,11 @@ impl RegistryRequest {
             R::PullBlob => &["ecr:GetDownloadUrlForLayer"],
             R::CheckBlob => &["ecr:BatchCheckLayerAvailability"],
             R::StartUpload => &["ecr:InitiateLayerUpload"],
+            R::MonolithicUpload => &[
+                "ecr:InitiateLayerUpload",
+                "ecr:UploadLayerPart",
+                "ecr:CompleteLayerUpload",
+            ],
             R::UploadChunk => &["ecr:UploadLayerPart"],
             R::CompleteUpload => &["ecr:CompleteLayerUpload"],
             R::PushManifest => &["ecr:PutImage"],
@@ -151,6 +159,50 @@ impl Ecr {
         repository: Option<&str>,
     ) -> EcrResult<()> {
         self.authorize_all(caller, &[action], scope, repository)
+    }
+
+    /// Refuses a `/v2/` request unless the caller may make it: every action
+    /// the request needs on `repository`, and, for a cross-repository mount,
+    /// reading the layer from `mount_from`.
+    pub fn authorize_registry_request(
+        &self,
+        caller: &Caller,
+        request: RegistryRequest,
+        scope: &Scope,
+        repository: Option<&str>,
+        mount_from: Option<&str>,
+    ) -> EcrResult<()> {
+        self.authorize_all(caller, request.actions(), scope, repository)?;
+        if let Some(from) = mount_from {
+            self.authorize_all(
+                caller,
+                RegistryRequest::PullBlob.actions(),
+                scope,
+                Some(from),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The repositories of a catalog page the caller may see.
+    pub fn visible_in_catalog(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        names: Vec<String>,
+    ) -> Vec<String> {
+        names
+            .into_iter()
+            .filter(|name| {
+                self.authorize_all(
+                    caller,
+                    RegistryRequest::Catalog.actions(),
+                    scope,
+                    Some(name),
+                )
+                .is_ok()
+            })
+            .collect()
     }
 
     /// [`Ecr::authorize`] for several actions that one request needs.

@@ -178,27 +178,24 @@ fn authorize(
         (Route::Manifest(..) | Route::Referrers(..), _) => R::PullManifest,
         (Route::Blob(..), &Method::HEAD) => R::CheckBlob,
         (Route::Blob(..), _) => R::PullBlob,
+        (Route::UploadStart(_), &Method::POST) if params.contains_key("digest") => {
+            R::MonolithicUpload
+        }
         (Route::UploadStart(_), _) => R::StartUpload,
         (Route::Upload(..), &Method::PATCH) => R::UploadChunk,
         (Route::Upload(..), &Method::PUT) => R::CompleteUpload,
         (Route::Upload(..), _) => R::StartUpload,
         (Route::Base | Route::Catalog | Route::Unknown, _) => return Ok(()),
     };
-    let repository = route.repository();
-    let ecr = &app.ecr;
-    ecr.authorize_all(caller, request.actions(), scope, repository)?;
-    if request == R::StartUpload && *method == Method::POST {
-        if params.contains_key("digest") {
-            // A monolithic upload is the whole push of a layer in one request.
-            for step in [R::UploadChunk, R::CompleteUpload] {
-                ecr.authorize_all(caller, step.actions(), scope, repository)?;
-            }
-        }
-        if let Some(from) = params.get("from").filter(|f| !f.is_empty()) {
-            // Mounting reads the layer from the other repository.
-            ecr.authorize_all(caller, R::PullBlob.actions(), scope, Some(from))?;
-        }
-    }
+    let mount_from = match route {
+        Route::UploadStart(_) if *method == Method::POST => params
+            .get("from")
+            .map(String::as_str)
+            .filter(|f| !f.is_empty()),
+        _ => None,
+    };
+    app.ecr
+        .authorize_registry_request(caller, request, scope, route.repository(), mount_from)?;
     Ok(())
 }
 

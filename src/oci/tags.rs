@@ -72,22 +72,12 @@ pub async fn catalog(ctx: Ctx, params: &Params) -> OciResult<Response> {
         (Vec::new(), false)
     } else {
         let (names, more) = ctx.app.ecr.catalog(&ctx.scope, last.as_deref(), n)?;
-        // The catalog shows the repositories the caller may describe.
-        let visible = names
-            .into_iter()
-            .filter(|name| {
-                ctx.app
-                    .ecr
-                    .authorize(
-                        &ctx.caller,
-                        "ecr:DescribeRepositories",
-                        &ctx.scope,
-                        Some(name.as_str()),
-                    )
-                    .is_ok()
-            })
-            .collect::<Vec<_>>();
-        (visible, more)
+        (
+            ctx.app
+                .ecr
+                .visible_in_catalog(&ctx.caller, &ctx.scope, names),
+            more,
+        )
     };
     let next = if more { repositories.last() } else { None };
     Ok(page(

@@ -154,51 +154,15 @@ pub async fn signed_post(
     region: &str,
     at: std::time::SystemTime,
 ) -> reqwest::Response {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_sigv4::sign::v4;
-    let host = url.trim_start_matches("http://").to_string();
-    let mut headers: Vec<(String, String)> = vec![
-        ("host".into(), host),
-        ("content-type".into(), "application/x-amz-json-1.1".into()),
-    ];
+    let mut headers: Vec<(String, String)> =
+        vec![("content-type".into(), "application/x-amz-json-1.1".into())];
     if let Some(t) = target {
         headers.push((
             "x-amz-target".into(),
             format!("AmazonEC2ContainerRegistry_V20150921.{t}"),
         ));
     }
-    let identity = Credentials::new(key, secret, None, None, "t").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("ecr")
-        .time(at)
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        format!("{url}/"),
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(&body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut request = http::Request::builder()
-        .method("POST")
-        .uri(format!("{url}/"));
-    for (k, v) in &headers {
-        request = request.header(k, v);
-    }
-    let mut request = request.body(()).unwrap();
-    instructions.apply_to_request_http1x(&mut request);
-    let mut builder = reqwest::Client::new().post(format!("{url}/"));
-    for (k, v) in request.headers() {
-        if k != "host" {
-            builder = builder.header(k.as_str(), v.as_bytes());
-        }
-    }
+    let builder = signed_builder(url, "ecr", headers, &body, key, secret, region, at);
     builder.body(body).send().await.unwrap()
 }
 
@@ -308,19 +272,47 @@ pub async fn signed_service_post(
     secret: &str,
     region: &str,
 ) -> (u16, String) {
+    let headers = vec![("content-type".to_string(), content_type.to_string())];
+    let builder = signed_builder(
+        url,
+        service,
+        headers,
+        body.as_bytes(),
+        key,
+        secret,
+        region,
+        std::time::SystemTime::now(),
+    );
+    let response = builder.body(body.to_string()).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// A reqwest `POST /` carrying `headers` and the SigV4 headers that
+/// aws-sigv4 (the SDK's own signer) computes for `service` over `body`.
+#[allow(clippy::too_many_arguments)]
+fn signed_builder(
+    url: &str,
+    service: &str,
+    mut headers: Vec<(String, String)>,
+    body: &[u8],
+    key: &str,
+    secret: &str,
+    region: &str,
+    at: std::time::SystemTime,
+) -> reqwest::RequestBuilder {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4;
-    let host = url.trim_start_matches("http://").to_string();
-    let headers: Vec<(String, String)> = vec![
-        ("host".into(), host),
-        ("content-type".into(), content_type.into()),
-    ];
+    headers.insert(
+        0,
+        ("host".into(), url.trim_start_matches("http://").to_string()),
+    );
     let identity = Credentials::new(key, secret, None, None, "t").into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
         .name(service)
-        .time(std::time::SystemTime::now())
+        .time(at)
         .settings(SigningSettings::default())
         .build()
         .unwrap()
@@ -329,7 +321,7 @@ pub async fn signed_service_post(
         "POST",
         format!("{url}/"),
         headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(body.as_bytes()),
+        SignableBody::Bytes(body),
     )
     .unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
@@ -347,7 +339,5 @@ pub async fn signed_service_post(
             builder = builder.header(k.as_str(), v.as_bytes());
         }
     }
-    let response = builder.body(body.to_string()).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    builder
 }
