@@ -104,8 +104,17 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_GC_GRACE", default_value_t = 3600)]
     pub gc_grace: u64,
 
+    /// Copy pushed images to the destinations of the registry's replication
+    /// configuration in the background. With `--replication=false` pushes
+    /// still queue their copies (durably) but nothing runs them until
+    /// `POST /_ecrd/replication/run` or a restart with replication on.
+    #[arg(long, env = "ECRD_REPLICATION", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub replication: bool,
+
     /// Bearer token the operator endpoints (`/_ecrd/reset`, `/_ecrd/clock`,
-    /// `/_ecrd/lifecycle/evaluate`, `/_ecrd/gc`, `/moto-api/reset`) require
+    /// `/_ecrd/lifecycle/evaluate`, `/_ecrd/gc`, `/_ecrd/replication/run`,
+    /// `/moto-api/reset`) require
     /// as `Authorization: Bearer <token>`. Default: none (health stays open
     /// either way).
     #[arg(long, env = "ECRD_OPERATOR_TOKEN", hide_env_values = true)]
@@ -145,6 +154,7 @@ impl ServeConfig {
             lifecycle_interval: 0,
             gc_interval: 0,
             gc_grace: 3600,
+            replication: true,
         }
     }
 }

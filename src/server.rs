@@ -11,6 +11,8 @@
 //!   as a JSON body or query parameters) and lists what they did;
 //! - `POST /_ecrd/gc`: collects garbage now (`ecr::gc`) and lists what it
 //!   freed; `graceSeconds` (JSON body or query) overrides `--gc-grace`;
+//! - `POST /_ecrd/replication/run`: runs every queued replication job now
+//!   (`ecr::replication`), e.g. with `--replication=false`;
 //! - `POST /moto-api/reset` and `GET /_localstack/health`: the conventions
 //!   existing test harnesses already call.
 //!
@@ -41,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_ecrd/clock", get(get_clock).post(set_clock))
         .route("/_ecrd/lifecycle/evaluate", post(evaluate_lifecycle))
         .route("/_ecrd/gc", post(collect_garbage))
+        .route("/_ecrd/replication/run", post(run_replication))
         .route("/moto-api/reset", post(reset))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -359,6 +362,18 @@ async fn collect_garbage(
     }
 }
 
+/// Runs every queued replication job now; answers how many ran.
+async fn run_replication(State(app): State<Arc<AppState>>) -> Response {
+    match app.ecr.run_replication().await {
+        Ok(jobs) => Json(json!({ "jobs": jobs })).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "__type": e.kind.code(), "message": e.message })),
+        )
+            .into_response(),
+    }
+}
+
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -416,6 +431,11 @@ impl Server {
                 std::time::Duration::from_secs(self.state.config.gc_grace),
             ))),
         };
+        let replication = self
+            .state
+            .config
+            .replication
+            .then(|| tokio::spawn(crate::ecr::replication::run_worker(self.state.ecr.clone())));
         let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
         let served = axum::serve(
             self.listener,
@@ -423,7 +443,7 @@ impl Server {
         )
         .with_graceful_shutdown(shutdown)
         .await;
-        for task in [lifecycle, gc].into_iter().flatten() {
+        for task in [lifecycle, gc, replication].into_iter().flatten() {
             task.abort();
         }
         served

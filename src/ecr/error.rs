@@ -47,6 +47,8 @@ pub enum ErrorKind {
     /// The model's `ImageFailureCode` (BatchDeleteImage reports it per
     /// image); raised as an error by the registry's single-image delete.
     ImageReferencedByManifestList,
+    TemplateAlreadyExists,
+    TemplateNotFound,
 }
 
 impl ErrorKind {
@@ -88,6 +90,8 @@ impl ErrorKind {
             ErrorKind::RegistryPolicyNotFound => "RegistryPolicyNotFoundException",
             ErrorKind::AccessDenied => "AccessDeniedException",
             ErrorKind::ImageReferencedByManifestList => "ImageReferencedByManifestList",
+            ErrorKind::TemplateAlreadyExists => "TemplateAlreadyExistsException",
+            ErrorKind::TemplateNotFound => "TemplateNotFoundException",
         }
     }
 
@@ -124,6 +128,8 @@ impl ErrorKind {
         ErrorKind::RegistryPolicyNotFound,
         ErrorKind::AccessDenied,
         ErrorKind::ImageReferencedByManifestList,
+        ErrorKind::TemplateAlreadyExists,
+        ErrorKind::TemplateNotFound,
     ];
 }
 

@@ -76,7 +76,7 @@ pub(crate) fn image_key(scope: &Scope, repo: &str, digest: &Digest) -> String {
 pub(crate) fn tag_key(scope: &Scope, repo: &str, tag: &str) -> String {
     format!("{}:{}", repo_prefix(scope, repo), tag)
 }
-fn layer_key(scope: &Scope, repo: &str, digest: &Digest) -> String {
+pub(crate) fn layer_key(scope: &Scope, repo: &str, digest: &Digest) -> String {
     format!("{}@{}", repo_prefix(scope, repo), digest)
 }
 fn referrer_key(scope: &Scope, repo: &str, subject: &Digest, referrer: &Digest) -> String {
@@ -121,6 +121,15 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// Where a manifest being put comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client's push, on either plane.
+    Push,
+    /// A copy made by replication.
+    Replication,
+}
+
 /// The outcome of a manifest push.
 #[derive(Debug, Clone)]
 pub struct PushedImage {
@@ -159,7 +168,7 @@ impl Ecr {
 
     /// Opens an upload session for a layer of `repo`.
     pub async fn start_upload(&self, scope: &Scope, repo: &RepositoryName) -> EcrResult<String> {
-        self.repository(scope, repo)?;
+        self.repository_for_push(scope, repo)?;
         // Until its record commits, the new upload's data would look
         // orphaned to garbage collection, which therefore waits (see `gc`).
         let _publishing = self.collection.read().await;
@@ -356,6 +365,7 @@ impl Ecr {
         digest: &Digest,
         from: Option<&RepositoryName>,
     ) -> EcrResult<Option<u64>> {
+        self.repository_for_push(scope, repo)?;
         if self.get_account_setting(scope, "BLOB_MOUNTING")?.1 == "DISABLED" {
             return Ok(None);
         }
@@ -463,7 +473,31 @@ impl Ecr {
         bytes: &Bytes,
         declared_media_type: Option<&str>,
     ) -> EcrResult<PushedImage> {
-        self.repository(scope, repo)?;
+        self.put_manifest_as(
+            scope,
+            repo,
+            tag,
+            expected_digest,
+            bytes,
+            declared_media_type,
+            Origin::Push,
+        )
+    }
+
+    /// [`Ecr::put_manifest`], saying where the manifest comes from: only a
+    /// push is replicated (a replicated copy is not replicated again).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn put_manifest_as(
+        &self,
+        scope: &Scope,
+        repo: &RepositoryName,
+        tag: Option<&str>,
+        expected_digest: Option<&Digest>,
+        bytes: &Bytes,
+        declared_media_type: Option<&str>,
+        origin: Origin,
+    ) -> EcrResult<PushedImage> {
+        self.repository_for_push(scope, repo)?;
         if let Some(tag) = tag {
             check_tag(tag)?;
         }
@@ -564,6 +598,11 @@ impl Ecr {
                     &referrer_key(scope, repo.as_str(), &subject.digest, &digest),
                     &descriptor,
                 )?;
+            }
+            // Replication (ecr::replication): queued in the push's own
+            // transaction, so an acknowledged push is always replicated.
+            if origin == Origin::Push {
+                self.enqueue_replication(&mut *tx, scope, repo, &digest, tag)?;
             }
             tx.commit()?;
         }
@@ -855,6 +894,7 @@ impl Ecr {
             (Table::Tags, format!("{base}:")),
             (Table::Layers, format!("{base}@")),
             (Table::Referrers, format!("{base}@")),
+            (Table::ReplicationStatuses, format!("{base}@")),
         ] {
             loop {
                 let page = tx.scan(table, &prefix, None, 1000)?;

@@ -19,10 +19,12 @@ pub mod manifest;
 pub mod names;
 pub mod policies;
 pub mod records;
+pub mod replication;
 pub mod repositories;
 pub mod scan;
 pub mod scanning;
 pub mod settings;
+pub mod templates;
 
 use std::sync::Arc;
 
@@ -45,6 +47,8 @@ pub struct Ecr {
     pub(crate) collection: tokio::sync::RwLock<()>,
     /// Stored repository and registry policies, parsed.
     pub(crate) policies: authorize::PolicyCache,
+    /// Wakes the replication worker when a push queues work.
+    pub(crate) replication_wakeup: tokio::sync::Notify,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
 }
@@ -62,6 +66,7 @@ impl Ecr {
             clock,
             collection: tokio::sync::RwLock::new(()),
             policies: authorize::PolicyCache::default(),
+            replication_wakeup: tokio::sync::Notify::new(),
             registry_host,
         }
     }

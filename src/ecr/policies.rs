@@ -20,7 +20,7 @@ use super::repositories::{get_repository, parse_name, repository_key};
 use super::Ecr;
 use crate::store::{ReadTxn, Table};
 
-fn invalid(what: &str, reason: &str) -> EcrError {
+pub(crate) fn invalid(what: &str, reason: &str) -> EcrError {
     tracing::debug!(reason, "policy refused");
     EcrError::new(
         ErrorKind::InvalidParameter,

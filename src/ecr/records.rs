@@ -123,3 +123,87 @@ pub struct UploadRecord {
     #[serde(default)]
     pub undersized_part: Option<u64>,
 }
+
+/// A repository creation template (CreateRepositoryCreationTemplate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateRecord {
+    /// The prefix as given: a namespace such as `prod` or `prod/team`, or `ROOT`.
+    pub prefix: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `AES256`, `KMS` or `KMS_DSSE`.
+    pub encryption_type: String,
+    /// The KMS key as given, for the KMS encryption types.
+    #[serde(default)]
+    pub kms_key: Option<String>,
+    #[serde(default)]
+    pub resource_tags: Vec<ResourceTag>,
+    pub tag_mutability: String,
+    #[serde(default)]
+    pub tag_mutability_exclusions: Vec<TagFilter>,
+    #[serde(default)]
+    pub repository_policy: Option<String>,
+    #[serde(default)]
+    pub lifecycle_policy: Option<String>,
+    /// `REPLICATION`, `PULL_THROUGH_CACHE`, `CREATE_ON_PUSH`.
+    pub applied_for: Vec<String>,
+    #[serde(default)]
+    pub custom_role_arn: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// One rule of a registry's replication configuration, in the wire shape
+/// (DescribeRegistry answers it as stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationRuleRecord {
+    pub destinations: Vec<ReplicationDestinationRecord>,
+    #[serde(
+        rename = "repositoryFilters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_filters: Option<Vec<RepositoryFilterRecord>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationDestinationRecord {
+    pub region: String,
+    #[serde(rename = "registryId")]
+    pub registry_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryFilterRecord {
+    pub filter: String,
+    #[serde(rename = "filterType")]
+    pub filter_type: String,
+}
+
+/// A pushed image waiting to be copied to its destinations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationJob {
+    pub source: super::names::Scope,
+    pub repository: String,
+    pub digest: crate::digest::Digest,
+    /// The tag the push set, if any.
+    #[serde(default)]
+    pub tag: Option<String>,
+    pub destinations: Vec<super::names::Scope>,
+    pub queued_at_ms: i64,
+}
+
+/// An image's replication status, per destination registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationStatusRecord {
+    pub destinations: Vec<DestinationStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestinationStatus {
+    pub destination: super::names::Scope,
+    /// `IN_PROGRESS`, `COMPLETE` or `FAILED`.
+    pub status: String,
+    #[serde(default)]
+    pub failure_code: Option<String>,
+}

@@ -85,7 +85,7 @@ pub fn default_kms_key(scope: &Scope) -> String {
 }
 
 /// Expands a key id or alias to the ARN ECR reports.
-fn kms_key_arn(scope: &Scope, key: &str) -> String {
+pub(crate) fn kms_key_arn(scope: &Scope, key: &str) -> String {
     if key.starts_with("arn:") {
         key.to_string()
     } else if key.starts_with("alias/") {
@@ -97,7 +97,7 @@ fn kms_key_arn(scope: &Scope, key: &str) -> String {
 
 /// Checks that exclusion filters come exactly with the `*_WITH_EXCLUSION`
 /// mutability values, and defaults the mutability to `MUTABLE`.
-fn tag_mutability_settings(
+pub(crate) fn tag_mutability_settings(
     mutability: Option<String>,
     exclusions: Option<Vec<TagFilter>>,
 ) -> EcrResult<(String, Vec<TagFilter>)> {
@@ -163,7 +163,10 @@ fn check_tags(tags: &[ResourceTag]) -> EcrResult<()> {
 /// and enforces the 50-tag limit. Linear in the input, and the limit is
 /// checked before any tag is validated or copied: a request carrying
 /// 100,000 tags costs one hash insert per tag up to the 51st distinct key.
-fn merge_tags(existing: &[ResourceTag], added: &[ResourceTag]) -> EcrResult<Vec<ResourceTag>> {
+pub(crate) fn merge_tags(
+    existing: &[ResourceTag],
+    added: &[ResourceTag],
+) -> EcrResult<Vec<ResourceTag>> {
     let mut position: HashMap<&str, usize> = existing
         .iter()
         .enumerate()

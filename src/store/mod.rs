@@ -49,6 +49,14 @@ pub enum Table {
     RegistryPolicies,
     /// `<account>/<region>` → the registry scanning configuration.
     ScanningConfigurations,
+    /// `<account>/<region>/<prefix>` → a repository creation template.
+    CreationTemplates,
+    /// `<queued-at, hex nanoseconds>-<uuid>` → an image push waiting to be
+    /// replicated (written in the push's own transaction).
+    ReplicationQueue,
+    /// `<account>/<region>/<repository>@<digest>` → the image's replication
+    /// status per destination.
+    ReplicationStatuses,
 }
 
 impl Table {
@@ -65,6 +73,9 @@ impl Table {
         Table::RepositoryPolicies,
         Table::RegistryPolicies,
         Table::ScanningConfigurations,
+        Table::CreationTemplates,
+        Table::ReplicationQueue,
+        Table::ReplicationStatuses,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +92,9 @@ impl Table {
             Table::RepositoryPolicies => "repository_policies",
             Table::RegistryPolicies => "registry_policies",
             Table::ScanningConfigurations => "scanning_configurations",
+            Table::CreationTemplates => "creation_templates",
+            Table::ReplicationQueue => "replication_queue",
+            Table::ReplicationStatuses => "replication_statuses",
         }
     }
 }

@@ -8,8 +8,10 @@ pub mod images;
 pub mod layers;
 pub mod lifecycle;
 pub mod policies;
+pub mod replication;
 pub mod repositories;
 pub mod scanning;
+pub mod templates;
 
 use super::error::ApiError;
 use super::model::Operation;
@@ -75,6 +77,24 @@ pub async fn dispatch(operation: Operation, ctx: Ctx, body: &[u8]) -> Result<Vec
                 scanning::batch_get_repository_scanning_configuration,
             )
             .await
+        }
+        Op::PutReplicationConfiguration => {
+            call(ctx, body, replication::put_replication_configuration).await
+        }
+        Op::DescribeImageReplicationStatus => {
+            call(ctx, body, replication::describe_image_replication_status).await
+        }
+        Op::CreateRepositoryCreationTemplate => {
+            call(ctx, body, templates::create_repository_creation_template).await
+        }
+        Op::DescribeRepositoryCreationTemplates => {
+            call(ctx, body, templates::describe_repository_creation_templates).await
+        }
+        Op::UpdateRepositoryCreationTemplate => {
+            call(ctx, body, templates::update_repository_creation_template).await
+        }
+        Op::DeleteRepositoryCreationTemplate => {
+            call(ctx, body, templates::delete_repository_creation_template).await
         }
         other => Err(ApiError::not_implemented(other.name())),
     }

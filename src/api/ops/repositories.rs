@@ -40,7 +40,9 @@ pub fn repository_shape(ctx: &Ctx, scope: &Scope, record: &RepositoryRecord) -> 
     }
 }
 
-fn exclusion_shapes(filters: &[TagFilter]) -> Option<Vec<ImageTagMutabilityExclusionFilter>> {
+pub(crate) fn exclusion_shapes(
+    filters: &[TagFilter],
+) -> Option<Vec<ImageTagMutabilityExclusionFilter>> {
     if filters.is_empty() {
         return None;
     }
@@ -55,7 +57,7 @@ fn exclusion_shapes(filters: &[TagFilter]) -> Option<Vec<ImageTagMutabilityExclu
     )
 }
 
-fn exclusion_records(
+pub(crate) fn exclusion_records(
     filters: Option<Vec<ImageTagMutabilityExclusionFilter>>,
 ) -> Option<Vec<TagFilter>> {
     filters.map(|fs| {
@@ -68,7 +70,7 @@ fn exclusion_records(
     })
 }
 
-fn tag_records(tags: Option<Vec<Tag>>) -> Vec<ResourceTag> {
+pub(crate) fn tag_records(tags: Option<Vec<Tag>>) -> Vec<ResourceTag> {
     tags.unwrap_or_default()
         .into_iter()
         .map(|t| ResourceTag {
