@@ -1345,3 +1345,112 @@ async fn eu_template(server: &TestServer) {
         .await
         .unwrap();
 }
+
+/// The `ecrd` binary on a data directory, SIGKILLed when dropped.
+struct Process {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    fn start(dir: &std::path::Path, replication: bool) -> Process {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ecrd"))
+            .args(["serve", "--port", "0", "--log-format", "json"])
+            .arg("--data-dir")
+            .arg(dir)
+            .arg(format!("--replication={replication}"))
+            .env("ECRD_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ecrd starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the bound address, then keeps draining the pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if event["fields"]["message"] == "ecrd listening" {
+                    if let (Some(tx), Some(addr)) = (tx.take(), event["fields"]["addr"].as_str()) {
+                        let _ = tx.send(addr.to_string());
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("ecrd listens");
+        Process {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    fn ecr(&self, region: &str) -> aws_sdk_ecr::Client {
+        let config = aws_sdk_ecr::Config::builder()
+            .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(aws_sdk_ecr::config::Region::new(region.to_string()))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "ecrd-tests",
+            ))
+            .build();
+        aws_sdk_ecr::Client::from_conf(config)
+    }
+}
+
+/// A push acknowledged before a SIGKILL is replicated after the restart.
+#[tokio::test]
+async fn an_acknowledged_push_is_replicated_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, digest) = {
+        // Replication off: the copy can only come from the durable queue.
+        let process = Process::start(dir.path(), false);
+        let ecr = process.ecr("us-east-1");
+        configure(&ecr, vec![rule(&[("eu-west-1", SOURCE)], &[])]).await;
+        ecr.create_repository()
+            .repository_name("killed")
+            .send()
+            .await
+            .unwrap();
+        let pushed = push_image(&ecr, "killed", "k", "v1").await;
+        assert_eq!(statuses(&ecr, "killed", "v1").await[0].2, "IN_PROGRESS");
+        pushed
+        // Dropped: SIGKILL.
+    };
+    let process = Process::start(dir.path(), true);
+    let ecr = process.ecr("us-east-1");
+    assert_eq!(
+        settled(&ecr, "killed", "v1").await,
+        vec![st("eu-west-1", SOURCE, "COMPLETE", None)]
+    );
+    let eu = process.ecr("eu-west-1");
+    assert_eq!(
+        manifest_of(&eu, None, "killed", "v1").await.as_deref(),
+        Some(&*manifest)
+    );
+    let described = eu
+        .describe_images()
+        .repository_name("killed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.image_details()[0].image_digest(), Some(&*digest));
+}
