@@ -707,6 +707,29 @@ async fn status_transitions_and_errors() {
             vec![st("eu-west-1", SOURCE, "COMPLETE", None)]
         );
         assert!(manifest_of(&eu, None, "app", "v1").await.is_some());
+        // Two more tags for the same image: one status, settled by the last job.
+        for tag in ["v1b", "v1c"] {
+            ecr.put_image()
+                .repository_name("app")
+                .image_manifest(&v1)
+                .image_tag(tag)
+                .send()
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            statuses(&ecr, "app", "v1b").await,
+            vec![st("eu-west-1", SOURCE, "IN_PROGRESS", None)]
+        );
+        assert_eq!(server.state.ecr.run_replication().await.unwrap(), 2);
+        assert_eq!(
+            statuses(&ecr, "app", "v1c").await,
+            vec![st("eu-west-1", SOURCE, "COMPLETE", None)]
+        );
+        assert_eq!(
+            manifest_of(&eu, None, "app", "v1c").await.as_deref(),
+            Some(&*v1)
+        );
         // The same push again queues nothing; the early image was never copied.
         let again = ecr
             .put_image()

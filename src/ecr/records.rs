@@ -206,4 +206,8 @@ pub struct DestinationStatus {
     pub status: String,
     #[serde(default)]
     pub failure_code: Option<String>,
+    /// Queued jobs for this image and destination not yet finished: the
+    /// status stays IN_PROGRESS until the last one finishes.
+    #[serde(default)]
+    pub pending: u32,
 }

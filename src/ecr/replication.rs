@@ -248,12 +248,19 @@ impl Ecr {
         let mut status: ReplicationStatusRecord =
             load(&*tx, Table::ReplicationStatuses, &skey)?.unwrap_or_default();
         for d in &destinations {
-            status.destinations.retain(|s| &s.destination != d);
-            status.destinations.push(DestinationStatus {
-                destination: d.clone(),
-                status: IN_PROGRESS.to_string(),
-                failure_code: None,
-            });
+            match status.destinations.iter_mut().find(|s| &s.destination == d) {
+                Some(s) => {
+                    s.status = IN_PROGRESS.to_string();
+                    s.failure_code = None;
+                    s.pending = s.pending.saturating_add(1);
+                }
+                None => status.destinations.push(DestinationStatus {
+                    destination: d.clone(),
+                    status: IN_PROGRESS.to_string(),
+                    failure_code: None,
+                    pending: 1,
+                }),
+            }
         }
         save(tx, Table::ReplicationStatuses, &skey, &status)?;
         let nanos = std::time::SystemTime::now()
@@ -310,6 +317,7 @@ impl Ecr {
     }
 
     /// Records the job's outcomes and removes it from the queue, together.
+    /// A destination's status is final once its last queued job finishes.
     fn finish_job(
         &self,
         key: &str,
@@ -317,6 +325,10 @@ impl Ecr {
         outcomes: Vec<(Scope, Option<&'static str>)>,
     ) -> EcrResult<()> {
         let mut tx = self.store.write()?;
+        if tx.get(Table::ReplicationQueue, key)?.is_none() {
+            // Another run (the worker, or the operator endpoint) finished it.
+            return Ok(());
+        }
         let skey = status_key(&job.source, &job.repository, &job.digest);
         if let Some(mut status) =
             load::<ReplicationStatusRecord>(&*tx, Table::ReplicationStatuses, &skey)?
@@ -327,8 +339,11 @@ impl Ecr {
                     .iter_mut()
                     .find(|s| s.destination == destination)
                 {
-                    s.status = if failure.is_some() { FAILED } else { COMPLETE }.to_string();
-                    s.failure_code = failure.map(str::to_string);
+                    s.pending = s.pending.saturating_sub(1);
+                    if s.pending == 0 {
+                        s.status = if failure.is_some() { FAILED } else { COMPLETE }.to_string();
+                        s.failure_code = failure.map(str::to_string);
+                    }
                 }
             }
             save(&mut *tx, Table::ReplicationStatuses, &skey, &status)?;
