@@ -40,6 +40,7 @@ pub enum ErrorKind {
     LifecyclePolicyPreviewNotFound,
     RepositoryPolicyNotFound,
     RegistryPolicyNotFound,
+    ScanNotFound,
     /// AWS's generic authorization failure (not an ECR model shape: every
     /// AWS service answers it the same way).
     AccessDenied,
@@ -86,6 +87,7 @@ impl ErrorKind {
             ErrorKind::LifecyclePolicyPreviewNotFound => "LifecyclePolicyPreviewNotFoundException",
             ErrorKind::RepositoryPolicyNotFound => "RepositoryPolicyNotFoundException",
             ErrorKind::RegistryPolicyNotFound => "RegistryPolicyNotFoundException",
+            ErrorKind::ScanNotFound => "ScanNotFoundException",
             ErrorKind::AccessDenied => "AccessDeniedException",
             ErrorKind::ImageReferencedByManifestList => "ImageReferencedByManifestList",
         }
@@ -122,6 +124,7 @@ impl ErrorKind {
         ErrorKind::LifecyclePolicyPreviewNotFound,
         ErrorKind::RepositoryPolicyNotFound,
         ErrorKind::RegistryPolicyNotFound,
+        ErrorKind::ScanNotFound,
         ErrorKind::AccessDenied,
         ErrorKind::ImageReferencedByManifestList,
     ];

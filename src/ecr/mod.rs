@@ -21,7 +21,9 @@ pub mod policies;
 pub mod records;
 pub mod repositories;
 pub mod scan;
+pub mod scan_runs;
 pub mod scanning;
+pub mod scans;
 pub mod settings;
 
 use std::sync::Arc;
@@ -45,6 +47,8 @@ pub struct Ecr {
     pub(crate) collection: tokio::sync::RwLock<()>,
     /// Stored repository and registry policies, parsed.
     pub(crate) policies: authorize::PolicyCache,
+    /// The scan queue and the vulnerability data (`scan_runs`).
+    pub scanner: scan_runs::Scanner,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
 }
@@ -62,6 +66,7 @@ impl Ecr {
             clock,
             collection: tokio::sync::RwLock::new(()),
             policies: authorize::PolicyCache::default(),
+            scanner: scan_runs::Scanner::default(),
             registry_host,
         }
     }

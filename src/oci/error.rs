@@ -214,7 +214,8 @@ impl From<EcrError> for OciError {
             | ErrorKind::LifecyclePolicyPreviewInProgress
             | ErrorKind::LifecyclePolicyPreviewNotFound
             | ErrorKind::RepositoryPolicyNotFound
-            | ErrorKind::RegistryPolicyNotFound => (S::BAD_REQUEST, "DENIED"),
+            | ErrorKind::RegistryPolicyNotFound
+            | ErrorKind::ScanNotFound => (S::BAD_REQUEST, "DENIED"),
             ErrorKind::AccessDenied => (S::FORBIDDEN, "DENIED"),
             // The distribution spec's answer for a manifest that cannot be
             // deleted ("400 Bad Request or 405 Method Not Allowed").

@@ -49,6 +49,14 @@ pub enum Table {
     RegistryPolicies,
     /// `<account>/<region>` → the registry scanning configuration.
     ScanningConfigurations,
+    /// `<account>/<region>/<repository>@<digest>` → the image's latest scan
+    /// (status and severity counts; `ecr::scans::ScanRecord`).
+    ImageScans,
+    /// `<account>/<region>/<repository>@<digest>` → the latest scan's findings.
+    ScanFindings,
+    /// `<account>/<region>/<repository>@<digest>` → the packages found in the
+    /// image, kept so a rescan on new vulnerability data reads no layer.
+    ImageInventories,
 }
 
 impl Table {
@@ -65,6 +73,9 @@ impl Table {
         Table::RepositoryPolicies,
         Table::RegistryPolicies,
         Table::ScanningConfigurations,
+        Table::ImageScans,
+        Table::ScanFindings,
+        Table::ImageInventories,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +92,9 @@ impl Table {
             Table::RepositoryPolicies => "repository_policies",
             Table::RegistryPolicies => "registry_policies",
             Table::ScanningConfigurations => "scanning_configurations",
+            Table::ImageScans => "image_scans",
+            Table::ScanFindings => "scan_findings",
+            Table::ImageInventories => "image_inventories",
         }
     }
 }
