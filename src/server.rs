@@ -433,8 +433,11 @@ impl Server {
         )
         .with_graceful_shutdown(shutdown)
         .await;
+        // Wait for the background tasks to end, not just ask them to: each
+        // holds the domain (and so a data directory's lock) until dropped.
         for task in [lifecycle, gc, Some(scans)].into_iter().flatten() {
             task.abort();
+            let _ = task.await;
         }
         served
     }
