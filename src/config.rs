@@ -98,6 +98,20 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_GC_INTERVAL", default_value_t = 600)]
     pub gc_interval: u64,
 
+    /// Vulnerability data for image scans: a directory of OSV JSON records
+    /// and/or OSV's per-ecosystem `all.zip` files (or one such file).
+    /// Without it, scans complete with no findings and a
+    /// `vulnerabilitySourceUpdatedAt` of 1970-01-01 (no data).
+    #[arg(long, env = "ECRD_VULN_DB")]
+    pub vuln_db: Option<PathBuf>,
+
+    /// Seconds between checks of `--vuln-db` for changed data; changed
+    /// data is loaded and images under ENHANCED continuous scanning are
+    /// matched again. 0 disables the checks (`POST /_ecrd/vuln-db/reload`
+    /// checks on demand either way).
+    #[arg(long, env = "ECRD_VULN_DB_REFRESH", default_value_t = 300)]
+    pub vuln_db_refresh: u64,
+
     /// Seconds for which garbage collection leaves new things alone: blobs,
     /// layer uploads whose image is not pushed yet, and upload sessions
     /// younger than this (by ecrd's clock) are never collected.
@@ -155,6 +169,8 @@ impl ServeConfig {
             gc_interval: 0,
             gc_grace: 3600,
             replication: true,
+            vuln_db: None,
+            vuln_db_refresh: 0,
         }
     }
 }

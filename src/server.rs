@@ -13,6 +13,10 @@
 //!   freed; `graceSeconds` (JSON body or query) overrides `--gc-grace`;
 //! - `POST /_ecrd/replication/run`: runs every queued replication job now
 //!   (`ecr::replication`), e.g. with `--replication=false`;
+//! - `POST /_ecrd/scan-findings`: sets an image's scan findings explicitly
+//!   (a finished scan marked as injected; see `ecr::scans`);
+//! - `POST /_ecrd/vuln-db/reload`: checks `--vuln-db` for changed data now,
+//!   loads it and rescans continuous images;
 //! - `POST /moto-api/reset` and `GET /_localstack/health`: the conventions
 //!   existing test harnesses already call.
 //!
@@ -44,6 +48,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_ecrd/lifecycle/evaluate", post(evaluate_lifecycle))
         .route("/_ecrd/gc", post(collect_garbage))
         .route("/_ecrd/replication/run", post(run_replication))
+        .route("/_ecrd/scan-findings", post(inject_scan_findings))
+        .route("/_ecrd/vuln-db/reload", post(reload_vuln_db))
         .route("/moto-api/reset", post(reset))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -436,6 +442,10 @@ impl Server {
             .config
             .replication
             .then(|| tokio::spawn(crate::ecr::replication::run_worker(self.state.ecr.clone())));
+        let scans = tokio::spawn(crate::ecr::scan_runs::run(
+            self.state.ecr.clone(),
+            std::time::Duration::from_secs(self.state.config.vuln_db_refresh),
+        ));
         let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
         let served = axum::serve(
             self.listener,
@@ -443,9 +453,96 @@ impl Server {
         )
         .with_graceful_shutdown(shutdown)
         .await;
-        for task in [lifecycle, gc, replication].into_iter().flatten() {
+        // Wait for the background tasks to end, not just ask them to: each
+        // holds the domain (and so a data directory's lock) until dropped.
+        for task in [lifecycle, gc, replication, Some(scans)]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
+            let _ = task.await;
         }
         served
     }
+}
+
+/// `POST /_ecrd/scan-findings`'s body.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FindingsInjection {
+    registry_id: Option<String>,
+    region: Option<String>,
+    repository_name: String,
+    image_digest: Option<String>,
+    image_tag: Option<String>,
+    findings: Vec<crate::ecr::scans::InjectedFinding>,
+}
+
+async fn inject_scan_findings(
+    State(app): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::ecr::error::{EcrError, ErrorKind};
+    use crate::ecr::names::{AccountId, Region, Scope};
+    let failed = |e: EcrError| {
+        let status = match e.kind {
+            ErrorKind::RepositoryNotFound | ErrorKind::ImageNotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Server => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        (
+            status,
+            Json(json!({ "__type": e.kind.code(), "message": e.message })),
+        )
+            .into_response()
+    };
+    let request: FindingsInjection = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return failed(EcrError::new(
+            ErrorKind::InvalidParameter,
+            format!("expected {{\"repositoryName\", \"imageTag\" or \"imageDigest\", \"findings\": [{{\"name\", \"severity\", ...}}], \"registryId\"?, \"region\"?}}: {e}"),
+        )),
+    };
+    let account = match request.registry_id.as_deref() {
+        Some(a) => match AccountId::parse(a) {
+            Ok(a) => a,
+            Err(e) => return failed(EcrError::invalid_parameter("registryId", &e)),
+        },
+        None => app.default_account.clone(),
+    };
+    let region = match Region::parse(request.region.as_deref().unwrap_or("us-east-1")) {
+        Ok(r) => r,
+        Err(e) => return failed(EcrError::invalid_parameter("region", &e)),
+    };
+    let repo = match crate::ecr::repositories::parse_name(&request.repository_name) {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    let id = crate::ecr::image_queries::ImageId {
+        digest: request.image_digest,
+        tag: request.image_tag,
+    };
+    let scope = Scope::new(account, region);
+    match app
+        .ecr
+        .inject_scan_findings(&scope, &repo, &id, request.findings)
+    {
+        Ok(scan) => Json(json!({
+            "status": scan.status,
+            "description": scan.description,
+            "findingSeverityCounts": scan.counts,
+        }))
+        .into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn reload_vuln_db(State(app): State<Arc<AppState>>) -> Response {
+    crate::ecr::scan_runs::reload(&app.ecr).await;
+    let db = app.ecr.scanner.db();
+    Json(json!({
+        "records": db.len(),
+        "updatedAt": db.updated_at(),
+    }))
+    .into_response()
 }

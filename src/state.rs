@@ -42,6 +42,8 @@ pub enum StartError {
     /// or of an unknown version); the message names the path.
     #[error("{}", .0.0)]
     Store(#[from] StoreError),
+    #[error("--vuln-db: {0}")]
+    VulnDb(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -92,6 +94,15 @@ impl AppState {
             Arc::new(Clock::default()),
             registry_host,
         ));
+        if let Some(path) = &config.vuln_db {
+            if !path.exists() {
+                return Err(StartError::VulnDb(format!(
+                    "{}: no such file or directory",
+                    path.display()
+                )));
+            }
+            ecr.scanner.set_source(path.clone());
+        }
         Ok(AppState {
             config,
             ecr,

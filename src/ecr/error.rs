@@ -40,6 +40,7 @@ pub enum ErrorKind {
     LifecyclePolicyPreviewNotFound,
     RepositoryPolicyNotFound,
     RegistryPolicyNotFound,
+    ScanNotFound,
     /// AWS's generic authorization failure (not an ECR model shape: every
     /// AWS service answers it the same way).
     AccessDenied,
@@ -88,6 +89,7 @@ impl ErrorKind {
             ErrorKind::LifecyclePolicyPreviewNotFound => "LifecyclePolicyPreviewNotFoundException",
             ErrorKind::RepositoryPolicyNotFound => "RepositoryPolicyNotFoundException",
             ErrorKind::RegistryPolicyNotFound => "RegistryPolicyNotFoundException",
+            ErrorKind::ScanNotFound => "ScanNotFoundException",
             ErrorKind::AccessDenied => "AccessDeniedException",
             ErrorKind::ImageReferencedByManifestList => "ImageReferencedByManifestList",
             ErrorKind::TemplateAlreadyExists => "TemplateAlreadyExistsException",
@@ -126,6 +128,7 @@ impl ErrorKind {
         ErrorKind::LifecyclePolicyPreviewNotFound,
         ErrorKind::RepositoryPolicyNotFound,
         ErrorKind::RegistryPolicyNotFound,
+        ErrorKind::ScanNotFound,
         ErrorKind::AccessDenied,
         ErrorKind::ImageReferencedByManifestList,
         ErrorKind::TemplateAlreadyExists,

@@ -194,15 +194,23 @@ pub struct DescribedImage {
     pub status: &'static str,
     /// lastActivatedAt, once a restore has completed.
     pub last_activated_ms: Option<i64>,
+    /// The image's latest scan (imageScanStatus, imageScanFindingsSummary).
+    pub scan: Option<super::scans::ScanRecord>,
 }
 
 impl DescribedImage {
-    fn new(image: ImageRecord, size_in_bytes: i64, now_ms: i64) -> Self {
+    fn new(
+        image: ImageRecord,
+        size_in_bytes: i64,
+        now_ms: i64,
+        scan: Option<super::scans::ScanRecord>,
+    ) -> Self {
         DescribedImage {
             status: effective_status(&image, now_ms),
             last_activated_ms: last_activated_at(&image, now_ms),
             image,
             size_in_bytes,
+            scan,
         }
     }
 }
@@ -225,7 +233,7 @@ fn invalid_part(message: String) -> EcrError {
 }
 
 /// DescribeImages' answer for an image that is not there.
-fn image_not_found(id: &ImageId, repo: &RepositoryName, scope: &Scope) -> EcrError {
+pub(crate) fn image_not_found(id: &ImageId, repo: &RepositoryName, scope: &Scope) -> EcrError {
     EcrError::new(
         ErrorKind::ImageNotFound,
         format!(
@@ -274,7 +282,7 @@ fn decode_token(kind: &str, token: &str) -> EcrResult<(Digest, Option<String>)> 
 
 /// Resolves an identifier against the repository's tags and images, or says
 /// why it cannot be, as a BatchGetImage/BatchDeleteImage failure.
-fn resolve(
+pub(crate) fn resolve(
     tx: &(impl ReadTxn + ?Sized),
     scope: &Scope,
     repo: &RepositoryName,
@@ -949,7 +957,8 @@ impl Ecr {
                 };
                 if items.iter().all(|d| d.image.digest != image.digest) {
                     let size_in_bytes = displayed_size(&*tx, scope, repo, &image)?;
-                    items.push(DescribedImage::new(image, size_in_bytes, now));
+                    let scan = Ecr::scan_of(&*tx, scope, repo.as_str(), &image.digest)?;
+                    items.push(DescribedImage::new(image, size_in_bytes, now, scan));
                 }
             }
             return Ok(Page {
@@ -995,7 +1004,8 @@ impl Ecr {
             .into_iter()
             .map(|image| {
                 let size_in_bytes = displayed_size(&*tx, scope, repo, &image)?;
-                Ok(DescribedImage::new(image, size_in_bytes, now))
+                let scan = Ecr::scan_of(&*tx, scope, repo.as_str(), &image.digest)?;
+                Ok(DescribedImage::new(image, size_in_bytes, now, scan))
             })
             .collect::<EcrResult<Vec<_>>>()?;
         Ok(Page { items, next_token })

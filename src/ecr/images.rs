@@ -524,7 +524,8 @@ impl Ecr {
 
         let key = image_key(scope, repo.as_str(), &digest);
         let existing: Option<ImageRecord> = load(&*tx, Table::Images, &key)?;
-        let mut changed = existing.is_none();
+        let is_new = existing.is_none();
+        let mut changed = is_new;
         let mut image = match existing {
             Some(image) => image,
             None => ImageRecord {
@@ -581,8 +582,12 @@ impl Ecr {
                 }
             }
         }
+        let mut scan = None;
         if changed {
             save(&mut *tx, Table::Images, &key, &image)?;
+            if is_new {
+                scan = self.scan_on_push_in(&mut *tx, scope, &repository, &image)?;
+            }
             if let Some(subject) = &parsed.subject {
                 let descriptor = Descriptor {
                     media_type: parsed.media_type.clone(),
@@ -605,6 +610,9 @@ impl Ecr {
                 self.enqueue_replication(&mut *tx, scope, repo, &digest, tag)?;
             }
             tx.commit()?;
+        }
+        if let Some(job) = scan {
+            self.scanner.enqueue(job);
         }
         Ok(PushedImage { image, changed })
     }
@@ -895,6 +903,9 @@ impl Ecr {
             (Table::Layers, format!("{base}@")),
             (Table::Referrers, format!("{base}@")),
             (Table::ReplicationStatuses, format!("{base}@")),
+            (Table::ImageScans, format!("{base}@")),
+            (Table::ScanFindings, format!("{base}@")),
+            (Table::ImageInventories, format!("{base}@")),
         ] {
             loop {
                 let page = tx.scan(table, &prefix, None, 1000)?;
@@ -957,6 +968,7 @@ pub(crate) fn delete_image_in(
         )?;
     }
     tx.delete(Table::Images, &ikey)?;
+    super::scans::delete_scan_in(tx, &ikey)?;
     Ok(Some(image))
 }
 

@@ -22,7 +22,9 @@ pub mod records;
 pub mod replication;
 pub mod repositories;
 pub mod scan;
+pub mod scan_runs;
 pub mod scanning;
+pub mod scans;
 pub mod settings;
 pub mod templates;
 
@@ -49,6 +51,8 @@ pub struct Ecr {
     pub(crate) policies: authorize::PolicyCache,
     /// Wakes the replication worker when a push queues work.
     pub(crate) replication_wakeup: tokio::sync::Notify,
+    /// The scan queue and the vulnerability data (`scan_runs`).
+    pub scanner: scan_runs::Scanner,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
 }
@@ -67,6 +71,7 @@ impl Ecr {
             collection: tokio::sync::RwLock::new(()),
             policies: authorize::PolicyCache::default(),
             replication_wakeup: tokio::sync::Notify::new(),
+            scanner: scan_runs::Scanner::default(),
             registry_host,
         }
     }

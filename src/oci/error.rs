@@ -216,7 +216,8 @@ impl From<EcrError> for OciError {
             | ErrorKind::RepositoryPolicyNotFound
             | ErrorKind::RegistryPolicyNotFound
             | ErrorKind::TemplateAlreadyExists
-            | ErrorKind::TemplateNotFound => (S::BAD_REQUEST, "DENIED"),
+            | ErrorKind::TemplateNotFound
+            | ErrorKind::ScanNotFound => (S::BAD_REQUEST, "DENIED"),
             ErrorKind::AccessDenied => (S::FORBIDDEN, "DENIED"),
             // The distribution spec's answer for a manifest that cannot be
             // deleted ("400 Bad Request or 405 Method Not Allowed").

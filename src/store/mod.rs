@@ -57,6 +57,14 @@ pub enum Table {
     /// `<account>/<region>/<repository>@<digest>` → the image's replication
     /// status per destination.
     ReplicationStatuses,
+    /// `<account>/<region>/<repository>@<digest>` → the image's latest scan
+    /// (status and severity counts; `ecr::scans::ScanRecord`).
+    ImageScans,
+    /// `<account>/<region>/<repository>@<digest>` → the latest scan's findings.
+    ScanFindings,
+    /// `<account>/<region>/<repository>@<digest>` → the packages found in the
+    /// image, kept so a rescan on new vulnerability data reads no layer.
+    ImageInventories,
 }
 
 impl Table {
@@ -76,6 +84,9 @@ impl Table {
         Table::CreationTemplates,
         Table::ReplicationQueue,
         Table::ReplicationStatuses,
+        Table::ImageScans,
+        Table::ScanFindings,
+        Table::ImageInventories,
     ];
 
     pub fn name(self) -> &'static str {
@@ -95,6 +106,9 @@ impl Table {
             Table::CreationTemplates => "creation_templates",
             Table::ReplicationQueue => "replication_queue",
             Table::ReplicationStatuses => "replication_statuses",
+            Table::ImageScans => "image_scans",
+            Table::ScanFindings => "scan_findings",
+            Table::ImageInventories => "image_inventories",
         }
     }
 }

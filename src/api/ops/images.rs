@@ -16,18 +16,18 @@ use crate::ecr::names::Scope;
 use crate::ecr::records::ImageRecord;
 use crate::ecr::repositories::parse_name;
 
-fn timestamp(ms: i64) -> Timestamp {
+pub(crate) fn timestamp(ms: i64) -> Timestamp {
     Timestamp(ms as f64 / 1000.0)
 }
 
-fn domain_id(id: ImageIdentifier) -> ImageId {
+pub(crate) fn domain_id(id: ImageIdentifier) -> ImageId {
     ImageId {
         digest: id.image_digest,
         tag: id.image_tag,
     }
 }
 
-fn wire_id(id: ImageId) -> ImageIdentifier {
+pub(crate) fn wire_id(id: ImageId) -> ImageIdentifier {
     ImageIdentifier {
         image_digest: id.digest,
         image_tag: id.tag,
@@ -71,7 +71,15 @@ fn detail_shape(scope: &Scope, repo: &str, described: DescribedImage) -> ImageDe
         image_status: Some(described.status.to_string()),
         last_archived_at: image.last_archived_ms.map(timestamp),
         last_activated_at: described.last_activated_ms.map(timestamp),
-        ..Default::default()
+        image_scan_status: described
+            .scan
+            .as_ref()
+            .map(super::scanning::scan_status_shape),
+        image_scan_findings_summary: described
+            .scan
+            .as_ref()
+            .filter(|scan| scan.is_finished())
+            .map(super::scanning::findings_summary_shape),
     }
 }
 

@@ -96,6 +96,10 @@ pub async fn dispatch(operation: Operation, ctx: Ctx, body: &[u8]) -> Result<Vec
         Op::DeleteRepositoryCreationTemplate => {
             call(ctx, body, templates::delete_repository_creation_template).await
         }
+        Op::StartImageScan => call(ctx, body, scanning::start_image_scan).await,
+        Op::DescribeImageScanFindings => {
+            call(ctx, body, scanning::describe_image_scan_findings).await
+        }
         other => Err(ApiError::not_implemented(other.name())),
     }
 }
