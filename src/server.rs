@@ -422,9 +422,11 @@ impl Server {
                 std::time::Duration::from_secs(self.state.config.gc_grace),
             ))),
         };
+        let (stop_scans, scans_stopped) = tokio::sync::watch::channel(false);
         let scans = tokio::spawn(crate::ecr::scan_runs::run(
             self.state.ecr.clone(),
             std::time::Duration::from_secs(self.state.config.vuln_db_refresh),
+            scans_stopped,
         ));
         let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
         let served = axum::serve(
@@ -435,7 +437,11 @@ impl Server {
         .await;
         // Wait for the background tasks to end, not just ask them to: each
         // holds the domain (and so a data directory's lock) until dropped.
-        for task in [lifecycle, gc, Some(scans)].into_iter().flatten() {
+        // The scanner stops between steps, so no blocking step of it
+        // outlives this either.
+        let _ = stop_scans.send(true);
+        let _ = scans.await;
+        for task in [lifecycle, gc].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }
