@@ -437,14 +437,17 @@ impl Server {
                 std::time::Duration::from_secs(self.state.config.gc_grace),
             ))),
         };
-        let replication = self
-            .state
-            .config
-            .replication
-            .then(|| tokio::spawn(crate::ecr::replication::run_worker(self.state.ecr.clone())));
+        let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
+        let replication = self.state.config.replication.then(|| {
+            tokio::spawn(crate::ecr::replication::run_worker(
+                self.state.ecr.clone(),
+                background_stopped.clone(),
+            ))
+        });
         let scans = tokio::spawn(crate::ecr::scan_runs::run(
             self.state.ecr.clone(),
             std::time::Duration::from_secs(self.state.config.vuln_db_refresh),
+            background_stopped,
         ));
         let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
         let served = axum::serve(
@@ -455,10 +458,14 @@ impl Server {
         .await;
         // Wait for the background tasks to end, not just ask them to: each
         // holds the domain (and so a data directory's lock) until dropped.
-        for task in [lifecycle, gc, replication, Some(scans)]
-            .into_iter()
-            .flatten()
-        {
+        // The scanner and the replication worker stop between steps, so no
+        // blocking step of theirs outlives this either.
+        let _ = stop_background.send(true);
+        let _ = scans.await;
+        if let Some(replication) = replication {
+            let _ = replication.await;
+        }
+        for task in [lifecycle, gc].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }

@@ -506,18 +506,30 @@ impl Ecr {
 /// Runs queued replication whenever a push wakes it (and every second, for
 /// what a restart left queued), until the task is aborted. A run that fails
 /// is logged and retried on the next wake.
-pub async fn run_worker(ecr: Arc<Ecr>) {
+pub async fn run_worker(ecr: Arc<Ecr>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
+        if *stop.borrow() {
+            return;
+        }
         let run = {
             let ecr = ecr.clone();
             tokio::spawn(async move { ecr.run_replication().await })
         };
+        // Awaited to the end even when stopping: a run never outlives the
+        // worker (it holds the domain, and so a data directory's lock).
         match run.await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "replication run failed; it runs again"),
             Err(e) => tracing::error!(error = %e, "replication run panicked; it runs again"),
         }
-        let _ = tokio::time::timeout(POLL, ecr.replication_wakeup.notified()).await;
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = tokio::time::timeout(POLL, ecr.replication_wakeup.notified()) => {}
+        }
         // A push wakes the worker from inside its transaction: give the
         // commit a moment to land before looking.
         tokio::time::sleep(Duration::from_millis(5)).await;

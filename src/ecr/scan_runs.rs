@@ -132,8 +132,10 @@ impl Scanner {
 /// The scan task: loads the vulnerability data, queues the scans a
 /// previous run left unfinished, then scans what is queued and reloads the
 /// data every `refresh` (never when zero), rescanning continuous images
-/// when it changed. Runs until aborted.
-pub async fn run(ecr: Arc<Ecr>, refresh: Duration) {
+/// when it changed. Runs until `stop` turns true (or its sender is gone),
+/// finishing the step in hand first: so once it returns nothing it started
+/// still holds the domain (a data directory's lock included).
+pub async fn run(ecr: Arc<Ecr>, refresh: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     let Some(mut receiver) = ecr.scanner.receiver.lock().ok().and_then(|mut r| r.take()) else {
         tracing::error!("the scan task is already running");
         return;
@@ -152,7 +154,15 @@ pub async fn run(ecr: Arc<Ecr>, refresh: Duration) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
+        if *stop.borrow() {
+            return;
+        }
         tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
             job = receiver.recv() => {
                 let Some(job) = job else { return };
                 let ecr2 = ecr.clone();
