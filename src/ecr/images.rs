@@ -228,6 +228,8 @@ impl Ecr {
         body: ByteStream,
     ) -> EcrResult<u64> {
         self.upload_record(scope, repo, id)?;
+        // Scans give way while bytes are arriving (`scan_runs`).
+        let _receiving = self.scanner.upload_guard();
         if let Some(offset) = expected_offset {
             let size = self
                 .blobs
@@ -256,6 +258,7 @@ impl Ecr {
         digest: &Digest,
     ) -> EcrResult<u64> {
         self.upload_record(scope, repo, id)?;
+        let _verifying = self.scanner.upload_guard();
         // From the blob being stored (or found already stored) until its
         // link commits, nothing refers to it: garbage collection waits until
         // the link is there (see `gc`).
