@@ -1477,3 +1477,68 @@ async fn an_acknowledged_push_is_replicated_after_a_kill() {
         .unwrap();
     assert_eq!(described.image_details()[0].image_digest(), Some(&*digest));
 }
+
+/// Create on push needs the pusher's `ecr:CreateRepository` as well as the
+/// push actions; without it the push is denied and nothing is created.
+#[tokio::test]
+async fn create_on_push_needs_create_repository_permission() {
+    for &backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let pusher_only = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
+                           "ecr:PutImage", "ecr:BatchCheckLayerAvailability", "ecr:GetAuthorizationToken"],
+                "Resource": "*"
+            }]
+        });
+        std::fs::write(dir.path().join("pusher.json"), pusher_only.to_string()).unwrap();
+        let creds = dir.path().join("credentials");
+        std::fs::write(
+            &creds,
+            "AKIAPUSHER pushersecret 000000000000 arn:aws:iam::000000000000:user/ci policy=pusher.json\n",
+        )
+        .unwrap();
+        let server =
+            TestServer::start_with(backend, |c| c.credentials_file = Some(creds.clone())).await;
+        let admin = server.ecr();
+        admin
+            .create_repository_creation_template()
+            .prefix("auto")
+            .applied_for(RctAppliedFor::CreateOnPush)
+            .send()
+            .await
+            .unwrap();
+        let pusher = server.ecr_as("AKIAPUSHER", "pushersecret", "us-east-1");
+        let err = pusher
+            .initiate_layer_upload()
+            .repository_name("auto/svc")
+            .send()
+            .await
+            .unwrap_err();
+        let (code, message) = err_code(&err);
+        assert_eq!(code, "AccessDeniedException", "{message}");
+        assert!(message.contains("ecr:CreateRepository"), "{message}");
+        assert!(admin
+            .describe_repositories()
+            .repository_names("auto/svc")
+            .send()
+            .await
+            .is_err());
+        // Once the repository exists, the same principal pushes to it.
+        admin
+            .create_repository()
+            .repository_name("auto/svc")
+            .send()
+            .await
+            .unwrap();
+        pusher
+            .initiate_layer_upload()
+            .repository_name("auto/svc")
+            .send()
+            .await
+            .unwrap();
+        server.stop().await;
+    }
+}

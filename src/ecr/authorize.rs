@@ -147,6 +147,14 @@ fn stored_text(bytes: &[u8]) -> EcrResult<&str> {
         .map_err(|_| EcrError::new(ErrorKind::Server, "a stored policy is not UTF-8"))
 }
 
+/// Actions that start or finish a push (create-on-push applies to them).
+const PUSH_ACTIONS: &[&str] = &[
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+];
+
 impl Ecr {
     /// Refuses, with AWS's AccessDeniedException, unless `caller` may
     /// perform `action` (`ecr:<Action>`) on `repository` (or, with `None`,
@@ -206,6 +214,8 @@ impl Ecr {
     }
 
     /// [`Ecr::authorize`] for several actions that one request needs.
+    /// A push that would create its repository from a CREATE_ON_PUSH
+    /// template also needs `ecr:CreateRepository`.
     pub fn authorize_all(
         &self,
         caller: &Caller,
@@ -234,8 +244,25 @@ impl Ecr {
             }
             None => (None, None),
         };
+        let mut needed: Vec<&str> = actions.to_vec();
+        if let Some(name) = repository {
+            // A push to a missing repository that a CREATE_ON_PUSH template
+            // covers creates it: the pusher must also be allowed to create
+            // it (ECR user guide, "Repository creation templates").
+            if actions.iter().any(|a| PUSH_ACTIONS.contains(a))
+                && record.is_none()
+                && tx
+                    .get(Table::Repositories, &repository_key(scope, name))?
+                    .is_none()
+                && self
+                    .matching_template(&*tx, scope, name, super::templates::CREATE_ON_PUSH)?
+                    .is_some()
+            {
+                needed.push("ecr:CreateRepository");
+            }
+        }
         drop(tx);
-        for action in actions {
+        for action in &needed {
             let decision = self.decide(
                 caller,
                 action,
