@@ -134,6 +134,23 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
 
+    /// Seconds a connection has to send a complete request header (also
+    /// while a kept-alive connection waits for its next request); it is
+    /// closed after that. 0 disables the limit. Bodies are not timed.
+    #[arg(long, env = "ECRD_HEADER_TIMEOUT", default_value_t = 30)]
+    pub header_timeout: u64,
+
+    /// Seconds a connection may go without traffic and without a request in
+    /// progress before it is closed. 0 disables the limit.
+    #[arg(long, env = "ECRD_IDLE_TIMEOUT", default_value_t = 75)]
+    pub idle_timeout: u64,
+
+    /// Connections served at once; further ones wait (unaccepted) until one
+    /// closes, and a warning is logged.
+    #[arg(long, env = "ECRD_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
     /// Log format.
     #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -171,6 +188,9 @@ impl ServeConfig {
             replication: true,
             vuln_db: None,
             vuln_db_refresh: 0,
+            header_timeout: 30,
+            idle_timeout: 75,
+            max_connections: 1024,
         }
     }
 }

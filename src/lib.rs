@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod ecr;
+pub mod listener;
 pub mod oci;
 pub mod server;
 pub mod state;

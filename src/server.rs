@@ -1,6 +1,6 @@
 //! Assembles the service: the shared state, the router that puts both planes
-//! and the operator endpoints on one port, and the listener loop with
-//! graceful shutdown.
+//! and the operator endpoints on one port, and the background tasks around
+//! the accept loop (`listener`).
 //!
 //! Operator endpoints (not part of ECR):
 //! - `GET /_ecrd/health`: version, uptime, backend;
@@ -449,13 +449,14 @@ impl Server {
             std::time::Duration::from_secs(self.state.config.vuln_db_refresh),
             background_stopped,
         ));
+        let seconds = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
+        let limits = crate::listener::Limits {
+            header_timeout: seconds(self.state.config.header_timeout),
+            idle_timeout: seconds(self.state.config.idle_timeout),
+            max_connections: self.state.config.max_connections,
+        };
         let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
-        let served = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let served = crate::listener::serve(self.listener, app, limits, shutdown).await;
         // Wait for the background tasks to end, not just ask them to: each
         // holds the domain (and so a data directory's lock) until dropped.
         // The scanner and the replication worker stop between steps, so no

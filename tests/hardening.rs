@@ -343,3 +343,146 @@ async fn operator_token_is_required_when_set() {
         assert_eq!(status, 415);
     }
 }
+
+/// Reads from a raw connection until the server closes it (EOF or reset),
+/// giving up after `limit`; answers the bytes read and how long it took, or
+/// `None` when the connection was still open at `limit`.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> Option<(Vec<u8>, Duration)> {
+    use tokio::io::AsyncReadExt as _;
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = limit.checked_sub(started.elapsed())?;
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some((got, started.elapsed())),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A connection that sends nothing, and one that drips a request header a
+/// byte at a time, are both closed after `--header-timeout`; a normal
+/// request on a fresh connection is answered meanwhile.
+#[tokio::test]
+async fn slow_headers_are_cut_off_and_others_still_served() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::start_with(common::Backend::Memory, |c| {
+        c.header_timeout = 1;
+        c.idle_timeout = 0;
+    })
+    .await;
+    let addr = format!("127.0.0.1:{}", server.port);
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let drip_addr = addr.clone();
+    let drip = tokio::spawn(async move {
+        let mut stream = tokio::net::TcpStream::connect(&drip_addr).await.unwrap();
+        let started = std::time::Instant::now();
+        for byte in b"GET /_ecrd/health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa" {
+            if stream.write_all(&[*byte]).await.is_err() {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // The server closing shows as EOF on a read that does not block.
+            let mut probe = [0u8; 64];
+            if let Ok(Ok(0)) =
+                tokio::time::timeout(Duration::from_millis(1), stream.peek(&mut probe)).await
+            {
+                return Some(started.elapsed());
+            }
+        }
+        None
+    });
+    // Served while the slow ones are held open.
+    let health = server
+        .http()
+        .get(format!("{}/_ecrd/health", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let (_, took) = read_until_closed(&mut silent, Duration::from_secs(5))
+        .await
+        .expect("a silent connection is closed");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    let took = drip
+        .await
+        .unwrap()
+        .expect("a dripping connection is closed before its header is done");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    server.stop().await;
+}
+
+/// A kept-alive connection that sends no new request is closed after
+/// `--idle-timeout`, having been answered first.
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::start_with(common::Backend::Memory, |c| {
+        c.header_timeout = 30;
+        c.idle_timeout = 1;
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{}", server.port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /_ecrd/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, took) = read_until_closed(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("an idle connection is closed well before the header timeout");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"status\":\"ok\""), "{text}");
+    assert!(took >= Duration::from_millis(800), "{took:?}");
+    server.stop().await;
+}
+
+/// With `--max-connections 2`, a third connection is not served while two
+/// are open, and is served as soon as one closes.
+#[tokio::test]
+async fn connections_over_the_cap_wait_for_a_slot() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::start_with(common::Backend::Memory, |c| {
+        c.max_connections = 2;
+        c.header_timeout = 30;
+        c.idle_timeout = 0;
+    })
+    .await;
+    let addr = format!("127.0.0.1:{}", server.port);
+    let first = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let second = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Let the server accept both before the third arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    third
+        .write_all(b"GET /_ecrd/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        read_until_closed(&mut third, Duration::from_secs(1))
+            .await
+            .is_none(),
+        "the third connection was served while two were open"
+    );
+    drop(first);
+    let (got, _) = read_until_closed(&mut third, Duration::from_secs(5))
+        .await
+        .expect("served once a slot is free");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    drop(second);
+    server.stop().await;
+}
