@@ -60,6 +60,11 @@ impl Clock {
             .unwrap_or(LATEST)
     }
 
+    /// `now` in epoch milliseconds, the form records keep times in.
+    pub fn now_ms(&self) -> i64 {
+        (self.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
     pub fn offset(&self) -> Duration {
         *self.offset.lock().unwrap_or_else(|e| e.into_inner())
     }

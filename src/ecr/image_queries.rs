@@ -216,7 +216,7 @@ impl DescribedImage {
 }
 
 fn now_ms(ecr: &Ecr) -> i64 {
-    (ecr.clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+    ecr.clock.now_ms()
 }
 
 /// The key prefix of a repository's images (see `Table::Images`).

@@ -139,7 +139,7 @@ pub struct PushedImage {
 }
 
 fn now_ms(ecr: &Ecr) -> i64 {
-    (ecr.clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+    ecr.clock.now_ms()
 }
 
 fn blob_error(e: BlobError, upload_id: &str) -> EcrError {

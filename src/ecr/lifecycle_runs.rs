@@ -62,7 +62,7 @@ pub const ARCHIVED: &str = "ARCHIVED";
 pub const ACTIVATING: &str = "ACTIVATING";
 
 fn now_ms(ecr: &Ecr) -> i64 {
-    (ecr.clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+    ecr.clock.now_ms()
 }
 
 // ------------------------------------------------------------ storage class

@@ -273,7 +273,7 @@ impl Ecr {
             digest: digest.clone(),
             tag: tag.map(str::to_string),
             destinations,
-            queued_at_ms: (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64,
+            queued_at_ms: self.clock.now_ms(),
         };
         let key = format!("{nanos:032x}-{}", uuid::Uuid::new_v4());
         save(tx, Table::ReplicationQueue, &key, &job)?;
@@ -460,7 +460,7 @@ impl Ecr {
                 })?;
             sizes.push((blob, size));
         }
-        let now = (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
+        let now = self.clock.now_ms();
         let mut tx = self.store.write()?;
         get_repository(&*tx, destination, repo)?;
         for (blob, size) in sizes {

@@ -236,7 +236,7 @@ impl Ecr {
         let tags = merge_tags(&[], &new.tags)?;
         let record = RepositoryRecord {
             name: name.as_str().to_string(),
-            created_at_ms: (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64,
+            created_at_ms: self.clock.now_ms(),
             tag_mutability,
             tag_mutability_exclusions,
             scan_on_push: new.scan_on_push.unwrap_or(false),

@@ -481,7 +481,7 @@ fn finish(
     inventory: Result<Inventory, String>,
 ) -> EcrResult<()> {
     let key = scan_key(&job.scope, job.repository.as_str(), &job.digest);
-    let now = (ecr.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now = ecr.clock.now_ms();
     let (_, frequency) = frequency_of(ecr, job)?;
     let db = ecr.scanner.db();
     let stamp = ecr.scanner.stamp();
@@ -543,8 +543,7 @@ fn finish(
 fn rescan_continuous(ecr: &Ecr) -> EcrResult<usize> {
     let db = ecr.scanner.db();
     let stamp = ecr.scanner.stamp();
-    let now = (ecr.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
-    let mut configurations: HashMap<String, ScanningConfiguration> = HashMap::new();
+    let now = ecr.clock.now_ms();
     let mut rescanned = 0;
     let mut after: Option<String> = None;
     loop {
@@ -564,15 +563,8 @@ fn rescan_continuous(ecr: &Ecr) -> EcrResult<usize> {
             let Some(job) = job_for_key(key) else {
                 continue;
             };
-            let prefix = job.scope.key_prefix();
-            if !configurations.contains_key(&prefix) {
-                let (configuration, _) = frequency_of(ecr, &job)?;
-                configurations.insert(prefix.clone(), configuration);
-            }
-            let (_, frequency) = frequency_of(ecr, &job)?;
-            if configurations
-                .get(&prefix)
-                .is_none_or(|c| c.scan_type != ScanType::Enhanced)
+            let (configuration, frequency) = frequency_of(ecr, &job)?;
+            if configuration.scan_type != ScanType::Enhanced
                 || frequency != ScanFrequency::ContinuousScan
             {
                 continue;

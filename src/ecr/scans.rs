@@ -230,10 +230,6 @@ fn bad_token() -> EcrError {
 }
 
 impl Ecr {
-    fn now_ms(&self) -> i64 {
-        (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64
-    }
-
     /// Starts a scan of a newly pushed image when the repository scans on
     /// push (inside the push's transaction, so the scan is recorded with
     /// the image). Returns the job to queue once the push commits.
@@ -257,7 +253,7 @@ impl Ecr {
             status: IN_PROGRESS.to_string(),
             description: None,
             scan_type: configuration.scan_type,
-            started_ms: self.now_ms(),
+            started_ms: self.clock.now_ms(),
             completed_ms: None,
             source_updated_ms: None,
             counts: BTreeMap::new(),
@@ -284,7 +280,7 @@ impl Ecr {
         repo: &RepositoryName,
         id: &ImageId,
     ) -> EcrResult<(ImageRecord, ScanRecord)> {
-        let now = self.now_ms();
+        let now = self.clock.now_ms();
         let mut tx = self.store.write()?;
         super::repositories::get_repository(&*tx, scope, repo)?;
         let image = resolve_image(&*tx, scope, repo, id)?;
@@ -396,7 +392,7 @@ impl Ecr {
         id: &ImageId,
         findings: Vec<InjectedFinding>,
     ) -> EcrResult<ScanRecord> {
-        let now = self.now_ms();
+        let now = self.clock.now_ms();
         let mut tx = self.store.write()?;
         super::repositories::get_repository(&*tx, scope, repo)?;
         let image = resolve_image(&*tx, scope, repo, id)?;

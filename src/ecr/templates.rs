@@ -236,7 +236,7 @@ fn decode_token(token: &str) -> EcrResult<String> {
 }
 
 fn now_ms(ecr: &Ecr) -> i64 {
-    (ecr.clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+    ecr.clock.now_ms()
 }
 
 impl Ecr {
