@@ -625,6 +625,12 @@ fn debian_layers() -> Vec<Vec<u8>> {
     ]
 }
 
+fn tag_id(tag: &str) -> aws_sdk_ecr::types::ImageIdentifier {
+    aws_sdk_ecr::types::ImageIdentifier::builder()
+        .image_tag(tag)
+        .build()
+}
+
 async fn create_scanned(ecr: &aws_sdk_ecr::Client, name: &str) {
     create(ecr, name, true).await;
 }
@@ -800,11 +806,7 @@ async fn start_image_scan_quota_errors_and_scan_not_found() {
         let ecr = server.ecr();
         create(&ecr, "manual", false).await;
         let digest = push_layered_image(&ecr, "manual", "v1", &debian_layers()).await;
-        let id = || {
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag("v1")
-                .build()
-        };
+        let id = || tag_id("v1");
 
         // No scan yet.
         let err = ecr
@@ -889,11 +891,7 @@ async fn start_image_scan_quota_errors_and_scan_not_found() {
         let err = ecr
             .start_image_scan()
             .repository_name("manual")
-            .image_id(
-                aws_sdk_ecr::types::ImageIdentifier::builder()
-                    .image_tag("nope")
-                    .build(),
-            )
+            .image_id(tag_id("nope"))
             .send()
             .await
             .unwrap_err();
@@ -944,11 +942,7 @@ async fn indexes_artifacts_and_unknown_systems_are_not_scanned() {
             .send()
             .await
             .unwrap();
-        let multi = || {
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag("multi")
-                .build()
-        };
+        let multi = || tag_id("multi");
         let err = ecr
             .start_image_scan()
             .repository_name("odd")
@@ -1064,11 +1058,7 @@ async fn enhanced_continuous_scanning_reports_inspector_findings_and_rescans() {
         let err = ecr
             .start_image_scan()
             .repository_name("svc")
-            .image_id(
-                aws_sdk_ecr::types::ImageIdentifier::builder()
-                    .image_tag("v1")
-                    .build(),
-            )
+            .image_id(tag_id("v1"))
             .send()
             .await
             .unwrap_err();
@@ -1169,11 +1159,7 @@ async fn injected_findings_are_reported_and_marked() {
         // An injected scan does not count against the 24-hour quota.
         ecr.start_image_scan()
             .repository_name("pipeline")
-            .image_id(
-                aws_sdk_ecr::types::ImageIdentifier::builder()
-                    .image_tag("v1")
-                    .build(),
-            )
+            .image_id(tag_id("v1"))
             .send()
             .await
             .unwrap();
@@ -1205,11 +1191,7 @@ async fn a_restart_keeps_scans_and_findings() {
     let ecr = server.ecr();
     ecr.batch_delete_image()
         .repository_name("kept")
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag("v1")
-                .build(),
-        )
+        .image_ids(tag_id("v1"))
         .send()
         .await
         .unwrap();

@@ -33,8 +33,10 @@ use super::lifecycle_runs::{effective_status, ACTIVATING, ARCHIVED};
 use super::manifest::{DOCKER_LIST, OCI_INDEX};
 use super::names::{RepositoryName, Scope};
 use super::records::{ImageRecord, RepositoryRecord};
+use super::scan::cvss::{CvssScore, CvssVersion};
 use super::scan::osv::Match;
 use super::scan::package::Inventory;
+use super::scan::package::PackageKind;
 use super::scanning::{ScanFrequency, ScanType, ScanningConfiguration};
 use super::{load, save, Ecr};
 use crate::store::{ReadTxn, Table, WriteTxn};
@@ -442,6 +444,39 @@ impl Ecr {
         key: &str,
     ) -> EcrResult<Option<Inventory>> {
         load(tx, Table::ImageInventories, key)
+    }
+}
+
+/// The score a finding is ranked by: CVSS v3 first (what ECR and Inspector
+/// report), then v4, then v2.
+pub fn preferred_cvss(cvss: &[CvssScore]) -> Option<&CvssScore> {
+    let rank = |v: CvssVersion| match v {
+        CvssVersion::V3_1 => 0,
+        CvssVersion::V3_0 => 1,
+        CvssVersion::V4_0 => 2,
+        CvssVersion::V2 => 3,
+    };
+    cvss.iter().min_by_key(|c| rank(c.version))
+}
+
+/// `[epoch:]version[-release]` of an OS package, split as Inspector
+/// reports it.
+pub fn split_os_version(kind: PackageKind, version: &str) -> (Option<i32>, String, Option<String>) {
+    if !matches!(
+        kind,
+        PackageKind::Dpkg | PackageKind::Rpm | PackageKind::Apk
+    ) {
+        return (Some(0), version.to_string(), None);
+    }
+    let (epoch, rest) = match version.split_once(':') {
+        Some((e, rest)) if e.chars().all(|c| c.is_ascii_digit()) && !e.is_empty() => {
+            (e.parse().ok(), rest)
+        }
+        _ => (Some(0), version),
+    };
+    match rest.rsplit_once('-') {
+        Some((v, release)) => (epoch, v.to_string(), Some(release.to_string())),
+        None => (epoch, rest.to_string(), None),
     }
 }
 

@@ -27,8 +27,7 @@ use crate::ecr::image_queries::ImageId;
 use crate::ecr::names::{RepositoryName, Scope};
 use crate::ecr::records::ImageRecord;
 use crate::ecr::repositories::parse_name;
-use crate::ecr::scan::cvss::{CvssScore, CvssVersion};
-use crate::ecr::scan::package::PackageKind;
+use crate::ecr::scan::cvss::CvssVersion;
 use crate::ecr::scanning::{
     RepositoryFilter, RepositoryScanningResult, RuleInput, ScanningConfiguration,
 };
@@ -254,18 +253,6 @@ fn attribute(key: &str, value: impl Into<String>) -> Attribute {
     }
 }
 
-/// The score a finding is ranked by: CVSS v3 first (what ECR and Inspector
-/// report), then v4, then v2.
-fn preferred_cvss(cvss: &[CvssScore]) -> Option<&CvssScore> {
-    let rank = |v: CvssVersion| match v {
-        CvssVersion::V3_1 => 0,
-        CvssVersion::V3_0 => 1,
-        CvssVersion::V4_0 => 2,
-        CvssVersion::V2 => 3,
-    };
-    cvss.iter().min_by_key(|c| rank(c.version))
-}
-
 /// A BASIC finding: name, description, uri, severity and attributes.
 fn basic_shape(stored: &StoredFinding) -> ImageScanFinding {
     let m = &stored.finding;
@@ -294,27 +281,6 @@ fn basic_shape(stored: &StoredFinding) -> ImageScanFinding {
     }
 }
 
-/// `[epoch:]version[-release]` of an OS package, split as Inspector
-/// reports it.
-fn split_os_version(kind: PackageKind, version: &str) -> (Option<i32>, String, Option<String>) {
-    if !matches!(
-        kind,
-        PackageKind::Dpkg | PackageKind::Rpm | PackageKind::Apk
-    ) {
-        return (Some(0), version.to_string(), None);
-    }
-    let (epoch, rest) = match version.split_once(':') {
-        Some((e, rest)) if e.chars().all(|c| c.is_ascii_digit()) && !e.is_empty() => {
-            (e.parse().ok(), rest)
-        }
-        _ => (Some(0), version),
-    };
-    match rest.rsplit_once('-') {
-        Some((v, release)) => (epoch, v.to_string(), Some(release.to_string())),
-        None => (epoch, rest.to_string(), None),
-    }
-}
-
 /// An ENHANCED finding, in Amazon Inspector's shape.
 fn enhanced_shape(
     scope: &Scope,
@@ -325,8 +291,9 @@ fn enhanced_shape(
 ) -> EnhancedImageScanFinding {
     use sha2::Digest as _;
     let m = &stored.finding;
-    let (epoch, version, release) = split_os_version(m.package.kind, &m.package.version);
-    let preferred = preferred_cvss(&m.cvss);
+    let (epoch, version, release) =
+        crate::ecr::scans::split_os_version(m.package.kind, &m.package.version);
+    let preferred = crate::ecr::scans::preferred_cvss(&m.cvss);
     let finding_id = hex::encode(
         &sha2::Sha256::digest(format!(
             "{}|{}|{}|{}|{}",
