@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod digest;
 pub mod ecr;
 pub mod listener;

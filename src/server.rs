@@ -60,6 +60,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_ecrd/health", get(health))
         .route("/_localstack/health", get(localstack_health))
         .merge(operator)
+        .merge(crate::console::routes())
         .merge(crate::oci::routes())
         .fallback(not_found)
         .with_state(state)

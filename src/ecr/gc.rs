@@ -158,6 +158,35 @@ impl Ecr {
     /// Runs one collection with the given grace period (see the module
     /// documentation for what goes and why it is safe while serving).
     pub async fn collect_garbage(self: &Arc<Self>, grace: Duration) -> EcrResult<GcReport> {
+        let started_ms = self.clock.now_ms();
+        let result = self.collect(grace).await;
+        let (outcome, failed) = match &result {
+            Ok(report) => (
+                format!(
+                    "{} blobs deleted ({} bytes), {} kept, {} layer links and {} uploads removed",
+                    report.blobs_deleted.len(),
+                    report.blob_bytes_freed,
+                    report.blobs_kept,
+                    report.layers_unlinked.len(),
+                    report.uploads_removed.len()
+                ),
+                false,
+            ),
+            Err(e) => (e.to_string(), true),
+        };
+        self.tasks.record(
+            "garbage collection",
+            super::overview::TaskRun {
+                started_ms,
+                finished_ms: self.clock.now_ms(),
+                outcome,
+                failed,
+            },
+        );
+        result
+    }
+
+    async fn collect(self: &Arc<Self>, grace: Duration) -> EcrResult<GcReport> {
         let started = Instant::now();
         let _exclusive = self.collection.write().await;
         let now_ms = (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;

@@ -726,6 +726,33 @@ impl Ecr {
     /// A repository named with its registry must exist; otherwise a
     /// repository that fails is reported and the run goes on.
     pub fn run_lifecycle(&self, target: &LifecycleTarget) -> EcrResult<LifecycleRunReport> {
+        let started_ms = self.clock.now_ms();
+        let result = self.apply_lifecycle_policies(target);
+        let (outcome, failed) = match &result {
+            Ok(report) => (
+                format!(
+                    "{} repositories evaluated, {} actions, {} failures",
+                    report.repositories_evaluated,
+                    report.actions.len(),
+                    report.failures.len()
+                ),
+                !report.failures.is_empty(),
+            ),
+            Err(e) => (e.to_string(), true),
+        };
+        self.tasks.record(
+            "lifecycle",
+            super::overview::TaskRun {
+                started_ms,
+                finished_ms: self.clock.now_ms(),
+                outcome,
+                failed,
+            },
+        );
+        result
+    }
+
+    fn apply_lifecycle_policies(&self, target: &LifecycleTarget) -> EcrResult<LifecycleRunReport> {
         let evaluated_at = self
             .clock
             .now()

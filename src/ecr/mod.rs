@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod lifecycle_runs;
 pub mod manifest;
 pub mod names;
+pub mod overview;
 pub mod policies;
 pub mod records;
 pub mod replication;
@@ -53,6 +54,8 @@ pub struct Ecr {
     pub(crate) replication_wakeup: tokio::sync::Notify,
     /// The scan queue and the vulnerability data (`scan_runs`).
     pub scanner: scan_runs::Scanner,
+    /// What the background tasks last did (for the console).
+    pub tasks: overview::TaskLog,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
 }
@@ -72,6 +75,7 @@ impl Ecr {
             policies: authorize::PolicyCache::default(),
             replication_wakeup: tokio::sync::Notify::new(),
             scanner: scan_runs::Scanner::default(),
+            tasks: overview::TaskLog::default(),
             registry_host,
         }
     }

@@ -208,7 +208,7 @@ impl Ecr {
     }
 
     /// The registry's replication rules (none without a configuration).
-    fn replication_rules(
+    pub(crate) fn replication_rules(
         &self,
         tx: &(impl crate::store::ReadTxn + ?Sized),
         scope: &Scope,
