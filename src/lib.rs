@@ -7,11 +7,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod digest;
 pub mod ecr;
 pub mod listener;
 pub mod oci;
+pub mod request_log;
 pub mod server;
 pub mod state;
 pub mod store;
