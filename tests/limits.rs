@@ -1,6 +1,7 @@
 //! Resource bounds on both planes: control-plane bodies read only after the
 //! caller is known and within a global budget, upload sessions bounded and
-//! expiring, slow bodies cut off.
+//! expiring.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -44,7 +44,7 @@ pub struct Authenticated {
 
 /// The head's verdict, waiting for the body in strict mode.
 enum Pending {
-    Strict(HeadVerified),
+    Strict(Box<HeadVerified>),
     Permissive {
         access_key_id: String,
         region: String,
@@ -105,9 +105,8 @@ fn check_head(app: &AppState, parts: &Parts, service: &str) -> Result<Pending, A
                     session_token: c.session_token.clone(),
                 })
             };
-            Ok(Pending::Strict(sigv4::verify_head(
-                &req, service, now, &lookup,
-            )?))
+            let head = sigv4::verify_head(&req, service, now, &lookup)?;
+            Ok(Pending::Strict(Box::new(head)))
         }
         AuthMode::Permissive => {
             let (access_key_id, region) =
