@@ -80,6 +80,12 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_MAX_API_BODY", default_value_t = 64 * 1024 * 1024)]
     pub max_api_body: usize,
 
+    /// Bytes of control-plane request bodies held in memory at once, over
+    /// all connections; a request that would go over it is answered
+    /// `ThrottlingException` (which SDKs retry with backoff).
+    #[arg(long, env = "ECRD_API_BODY_BUDGET", default_value_t = 256 * 1024 * 1024)]
+    pub api_body_budget: usize,
+
     /// Secret that signs registry passwords (hex or any string). Default:
     /// with `--data-dir`, a random secret kept in `DIR/token-secret`, so
     /// passwords survive restarts; without, a random secret per process.
@@ -117,6 +123,24 @@ pub struct ServeConfig {
     /// younger than this (by ecrd's clock) are never collected.
     #[arg(long, env = "ECRD_GC_GRACE", default_value_t = 3600)]
     pub gc_grace: u64,
+
+    /// Layer uploads (both planes) open at once in one repository; one more
+    /// is LimitExceededException (429 TOOMANYREQUESTS on `/v2/`) once idle
+    /// ones have been ended.
+    #[arg(long, env = "ECRD_MAX_UPLOADS_PER_REPOSITORY", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_uploads_per_repository: u32,
+
+    /// Layer uploads open at once in one registry (account and region).
+    #[arg(long, env = "ECRD_MAX_UPLOADS_PER_REGISTRY", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_uploads_per_registry: u32,
+
+    /// Seconds (by ecrd's clock) after its last byte that an upload session
+    /// stops counting against those limits: it is ended, and its bytes
+    /// released, when a new upload needs the room.
+    #[arg(long, env = "ECRD_UPLOAD_IDLE_TIMEOUT", default_value_t = 3600)]
+    pub upload_idle_timeout: u64,
 
     /// Copy pushed images to the destinations of the registry's replication
     /// configuration in the background. With `--replication=false` pushes
@@ -178,6 +202,7 @@ impl ServeConfig {
             credentials_file: None,
             auth: AuthMode::Strict,
             max_api_body: 64 * 1024 * 1024,
+            api_body_budget: 256 * 1024 * 1024,
             blob_redirect: true,
             token_secret: None,
             operator_token: None,
@@ -186,6 +211,9 @@ impl ServeConfig {
             gc_interval: 0,
             gc_grace: 3600,
             replication: true,
+            max_uploads_per_repository: 1000,
+            max_uploads_per_registry: 10_000,
+            upload_idle_timeout: 3600,
             vuln_db: None,
             vuln_db_refresh: 0,
             header_timeout: 30,

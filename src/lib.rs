@@ -7,12 +7,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod console;
 pub mod digest;
 pub mod ecr;
 pub mod listener;
 pub mod oci;
+pub mod request_log;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -9,10 +9,12 @@ use std::time::Instant;
 
 use crate::auth::credentials::{root_arn, user_id, CredentialError, CredentialTable};
 use crate::auth::token::{TokenClaims, TokenSigner};
+use crate::budget::ByteBudget;
 use crate::config::ServeConfig;
 use crate::ecr::caller::Caller;
 use crate::ecr::clock::Clock;
 use crate::ecr::names::{AccountId, Region};
+use crate::ecr::upload_limits::UploadLimits;
 use crate::ecr::Ecr;
 use crate::store::blobs::BlobStore;
 use crate::store::disk::{DataDir, DiskStore};
@@ -29,6 +31,8 @@ pub struct AppState {
     pub default_account: AccountId,
     pub tokens: TokenSigner,
     pub started: Instant,
+    /// Bytes of control-plane bodies buffered at once (`--api-body-budget`).
+    pub api_bodies: ByteBudget,
 }
 
 /// A configuration that cannot start a server.
@@ -88,12 +92,15 @@ impl AppState {
                 Arc::new(MemoryBlobStore::new()),
             ),
         };
-        let ecr = Arc::new(Ecr::new(
-            store,
-            blobs,
-            Arc::new(Clock::default()),
-            registry_host,
-        ));
+        let ecr = Arc::new(
+            Ecr::new(store, blobs, Arc::new(Clock::default()), registry_host).with_upload_limits(
+                UploadLimits {
+                    per_repository: config.max_uploads_per_repository as usize,
+                    per_registry: config.max_uploads_per_registry as usize,
+                    idle: std::time::Duration::from_secs(config.upload_idle_timeout),
+                },
+            ),
+        );
         if let Some(path) = &config.vuln_db {
             if !path.exists() {
                 return Err(StartError::VulnDb(format!(
@@ -103,6 +110,7 @@ impl AppState {
             }
             ecr.scanner.set_source(path.clone());
         }
+        let config_budget = config.api_body_budget;
         Ok(AppState {
             config,
             ecr,
@@ -110,6 +118,7 @@ impl AppState {
             default_account,
             tokens,
             started: Instant::now(),
+            api_bodies: ByteBudget::new(config_budget),
         })
     }
 }

@@ -459,6 +459,16 @@ async fn layer_upload_rules() {
             let (code, message) = err_code(&err);
             assert_eq!(code, "InvalidLayerPartException");
             assert!(message.contains("lastValidByteReceived: 9"), "{message}");
+            // The exception's modelled members, as the SDK reads them.
+            match err.into_service_error() {
+                aws_sdk_ecr::operation::upload_layer_part::UploadLayerPartError::InvalidLayerPartException(e) => {
+                    assert_eq!(e.registry_id(), Some("000000000000"));
+                    assert_eq!(e.repository_name(), Some("layers"));
+                    assert_eq!(e.upload_id(), Some(id.as_str()));
+                    assert_eq!(e.last_valid_byte_received(), Some(9));
+                }
+                other => panic!("{other:?}"),
+            }
         }
         let err = part(&id, 10, 14, b"abc").await.unwrap_err();
         assert_eq!(err_code(&err).0, "InvalidLayerPartException");
@@ -679,7 +689,7 @@ async fn put_image_errors() {
             err_code(&err),
             (
                 "ImageTagAlreadyExistsException".into(),
-                "The image tag 'v1' already exists in the 'frozen' repository and cannot be overwritten because the tag is immutable.".into()
+                "The image tag 'v1' already exists in the 'frozen' repository and cannot be overwritten because the repository is immutable.".into()
             )
         );
 

@@ -1209,7 +1209,7 @@ async fn size_limits_and_repository_rules() {
         assert_eq!((status, code.as_str()), (400, "TAG_INVALID"));
         assert_eq!(
             message,
-            "The image tag 'v1' already exists in the 'frozen' repository and cannot be overwritten because the tag is immutable."
+            "The image tag 'v1' already exists in the 'frozen' repository and cannot be overwritten because the repository is immutable."
         );
 
         // Names that are not names, and path tricks (sent raw, as no URL

@@ -18,6 +18,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Members of the exception shape besides `message`.
+    pub fields: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            fields: Vec::new(),
         }
     }
 
@@ -61,7 +64,13 @@ impl ApiError {
 
     /// Renders a response carrying the request id.
     pub fn into_response_with_id(self, request_id: &str) -> Response {
-        let body = serde_json::json!({ "__type": self.code, "message": self.message }).to_string();
+        let mut body = serde_json::Map::new();
+        body.insert("__type".into(), self.code.into());
+        for (name, value) in self.fields {
+            body.insert(name.into(), value);
+        }
+        body.insert("message".into(), self.message.into());
+        let body = serde_json::Value::Object(body).to_string();
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
@@ -78,7 +87,9 @@ impl From<EcrError> for ApiError {
             ErrorKind::Server => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
-        ApiError::new(status, e.kind.code(), e.message)
+        let mut error = ApiError::new(status, e.kind.code(), e.message);
+        error.fields = e.fields;
+        error
     }
 }
 

@@ -6,6 +6,7 @@
 //! constraints, calls the operation, and renders the output or the error.
 //! It holds no ECR rule: those live in `ecr/`.
 
+pub mod body;
 pub mod error;
 pub mod model;
 pub mod ops;
@@ -13,7 +14,6 @@ pub mod ops;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,11 +21,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::auth::sigv4::{self, RequestParts, SecretLookup};
-use crate::config::AuthMode;
 use crate::ecr::caller::Caller;
 use crate::ecr::error::EcrError;
-use crate::ecr::names::{AccountId, Region, Scope};
+use crate::ecr::names::{AccountId, Scope};
 use crate::state::AppState;
 use error::{ApiError, JSON_CONTENT_TYPE};
 use model::{Operation, Validate};
@@ -121,12 +119,11 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
             response
         }
         Err(e) => {
-            tracing::info!(
-                status = e.status.as_u16(),
-                error = e.code,
-                message = %e.message,
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "failed"
+            crate::request_log::failed(
+                e.status.as_u16(),
+                e.code,
+                &e.message,
+                started.elapsed().as_micros() as u64,
             );
             e.into_response_with_id(&request_id)
         }
@@ -140,9 +137,8 @@ async fn process(
     operation: Option<Operation>,
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    let (parts, body) = request.into_parts();
-    let body = read_body(body, app.config.max_api_body).await?;
-    let caller = authenticate(&app, &parts, &body, "ecr")?;
+    let request = body::read_authenticated(&app, request, "ecr").await?;
+    let caller = request.caller.clone();
     tracing::Span::current().record("account", caller.account.as_str());
     tracing::Span::current().record("region", caller.region.as_str());
     let operation = operation.ok_or_else(|| ApiError::unknown_operation(target))?;
@@ -152,62 +148,7 @@ async fn process(
         action: format!("ecr:{}", operation.name()),
         request_id: request_id.to_string(),
     };
-    ops::dispatch(operation, ctx, &body).await
-}
-
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::body_too_large(limit))
-}
-
-/// Proves who signed the request for `service` (strict mode) or reads who
-/// claims to have (permissive mode), and names the caller as the domain
-/// sees it.
-pub(crate) fn authenticate(
-    app: &AppState,
-    parts: &axum::http::request::Parts,
-    body: &[u8],
-    service: &str,
-) -> Result<Caller, ApiError> {
-    let req = RequestParts {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        body,
-    };
-    // Signature age is a matter between the client's clock and the real
-    // one: ecrd's adjustable clock (moved by tests to age images) must not
-    // make every SDK call fail with "Signature expired".
-    let now = time::OffsetDateTime::now_utc();
-    let (access_key_id, region) = match app.config.auth {
-        AuthMode::Strict => {
-            let lookup = |key: &str| {
-                app.credentials.get(key).map(|c| SecretLookup {
-                    secret_access_key: c.secret_access_key.clone(),
-                    session_token: c.session_token.clone(),
-                })
-            };
-            let verified = sigv4::verify(&req, service, now, &lookup)?;
-            (verified.access_key_id, verified.region)
-        }
-        AuthMode::Permissive => {
-            sigv4::parse_scope(&req).unwrap_or_else(|| ("test".into(), "us-east-1".into()))
-        }
-    };
-    let region = Region::parse(&region).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidSignatureException",
-            "Credential should be scoped to a valid region. ",
-        )
-    })?;
-    let source_ip = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    Ok(app.caller_for_key(&access_key_id, region, source_ip))
+    ops::dispatch(operation, ctx, &request.body).await
 }
 
 /// Decodes, checks, runs and encodes one operation.

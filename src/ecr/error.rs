@@ -141,6 +141,10 @@ impl ErrorKind {
 pub struct EcrError {
     pub kind: ErrorKind,
     pub message: String,
+    /// The exception shape's other members, as the model names them (e.g.
+    /// InvalidLayerPartException's `uploadId`); the control plane renders
+    /// them beside `message`.
+    pub fields: Vec<(&'static str, serde_json::Value)>,
 }
 
 pub type EcrResult<T> = Result<T, EcrError>;
@@ -150,6 +154,7 @@ impl EcrError {
         EcrError {
             kind,
             message: message.into(),
+            fields: Vec::new(),
         }
     }
 
@@ -170,6 +175,12 @@ impl EcrError {
 }
 
 impl EcrError {
+    /// The same error carrying one more member of its exception shape.
+    pub fn with_field(mut self, name: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        self.fields.push((name, value.into()));
+        self
+    }
+
     /// ECR's refusal to delete an image that the indexes `parents` list
     /// (BatchDeleteImage's failure reason, word for word).
     pub fn referenced_by_manifest_list(parents: &[crate::digest::Digest]) -> Self {

@@ -121,7 +121,7 @@ struct Plan {
     orphans: Vec<String>,
 }
 
-fn epoch_ms(t: SystemTime) -> i64 {
+pub(crate) fn epoch_ms(t: SystemTime) -> i64 {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
@@ -135,7 +135,7 @@ fn split_key(key: &str) -> Option<(&str, Digest)> {
 }
 
 /// Calls `each` for every entry of `table` under `prefix`, page by page.
-fn for_each(
+pub(crate) fn for_each(
     tx: &dyn ReadTxn,
     table: Table,
     prefix: &str,

@@ -383,30 +383,56 @@ impl Ecr {
         part: Bytes,
     ) -> EcrResult<u64> {
         let received = self.upload_size(scope, repo, upload_id).await?;
+        // InvalidLayerPartException names the upload and where it stands.
+        let refuse = |message: String, received: u64| {
+            invalid_part(message)
+                .with_field("registryId", scope.account.as_str())
+                .with_field("repositoryName", repo.as_str())
+                .with_field("uploadId", upload_id)
+                .with_field("lastValidByteReceived", received.saturating_sub(1))
+        };
         if first_byte != received {
-            return Err(invalid_part(format!(
-                "The part's first byte {first_byte} is not consecutive to the last byte received {} for upload '{upload_id}'; the next part must start at byte {received} (lastValidByteReceived: {})",
-                received as i64 - 1,
-                received as i64 - 1
-            )));
+            return Err(refuse(
+                format!(
+                    "The part's first byte {first_byte} is not consecutive to the last byte received {} for upload '{upload_id}'; the next part must start at byte {received} (lastValidByteReceived: {})",
+                    received as i64 - 1,
+                    received as i64 - 1
+                ),
+                received,
+            ));
         }
         let length = part.len() as u64;
         if length == 0 {
-            return Err(invalid_part(format!(
-                "The layer part for upload '{upload_id}' is empty"
-            )));
+            return Err(refuse(
+                format!("The layer part for upload '{upload_id}' is empty"),
+                received,
+            ));
         }
         let span = (last_byte + 1).checked_sub(first_byte);
         if span != Some(length) {
-            return Err(invalid_part(format!(
-                "The part from byte {first_byte} to byte {last_byte} does not match the {length} bytes of the layer part blob (lastValidByteReceived: {})",
-                received as i64 - 1
-            )));
+            return Err(refuse(
+                format!(
+                    "The part from byte {first_byte} to byte {last_byte} does not match the {length} bytes of the layer part blob (lastValidByteReceived: {})",
+                    received as i64 - 1
+                ),
+                received,
+            ));
         }
         let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(part) }));
-        let size = self
+        let size = match self
             .append_upload(scope, repo, upload_id, Some(first_byte), body)
-            .await?;
+            .await
+        {
+            Ok(size) => size,
+            Err(e) if e.kind == ErrorKind::InvalidLayerPart => {
+                let now = self
+                    .upload_size(scope, repo, upload_id)
+                    .await
+                    .unwrap_or(received);
+                return Err(refuse(e.message, now));
+            }
+            Err(e) => return Err(e),
+        };
         // A part is "last" only once no other follows, so a small one is
         // held against the upload when the next one arrives.
         let mut tx = self.store.write()?;

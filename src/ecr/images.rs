@@ -169,6 +169,7 @@ impl Ecr {
     /// Opens an upload session for a layer of `repo`.
     pub async fn start_upload(&self, scope: &Scope, repo: &RepositoryName) -> EcrResult<String> {
         self.repository_for_push(scope, repo)?;
+        self.make_room_for_upload(scope, repo).await?;
         // Until its record commits, the new upload's data would look
         // orphaned to garbage collection, which therefore waits (see `gc`).
         let _publishing = self.collection.read().await;
@@ -182,6 +183,11 @@ impl Ecr {
             undersized_part: None,
         };
         let mut tx = self.store.write()?;
+        if let Err(full) = self.check_upload_room(&*tx, scope, repo) {
+            drop(tx);
+            let _ = self.blobs.cancel_upload(&id).await;
+            return Err(full);
+        }
         save(&mut *tx, Table::Uploads, &id, &record)?;
         tx.commit()?;
         Ok(id)
@@ -565,7 +571,7 @@ impl Ecr {
                     if tag_is_immutable(&repository, tag) {
                         return Err(EcrError::new(
                             ErrorKind::ImageTagAlreadyExists,
-                            format!("The image tag '{tag}' already exists in the '{repo}' repository and cannot be overwritten because the tag is immutable."),
+                            format!("The image tag '{tag}' already exists in the '{repo}' repository and cannot be overwritten because the repository is immutable."),
                         ));
                     }
                     // Move the tag: the previous image keeps existing, untagged if this was its last tag.

@@ -27,9 +27,12 @@
 //! - an `ACTIVATING` image is left alone by lifecycle rules (it is in
 //!   neither storage class until the restore completes);
 //! - image indexes stay in the standard storage class: UpdateImageStorageClass
-//!   refuses them and a lifecycle `transition` leaves them where they are.
+//!   refuses them and a lifecycle `transition` leaves them where they are;
+//! - an image that an index of the repository lists is not expired while
+//!   that index stays (it goes in the run that expires the index, or a
+//!   later one), so a lifecycle run never breaks a multi-platform image.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -173,12 +176,24 @@ pub fn plan(policy: &Policy, images: &[ImageRecord], now_ms: i64) -> Vec<Planned
         .collect();
     let by_digest: HashMap<&Digest, &ImageRecord> =
         considered.iter().map(|i| (&i.digest, *i)).collect();
-    policy
-        .evaluate(&facts, now_ms)
+    let decisions = policy.evaluate(&facts, now_ms);
+    let expiring: HashSet<&Digest> = decisions
+        .iter()
+        .filter(|d| d.action == Action::Expire)
+        .map(|d| &d.digest)
+        .collect();
+    let held = held_by_kept_indexes(images, &expiring);
+    decisions
         .into_iter()
         .filter_map(|d| {
             let image = by_digest.get(&d.digest)?;
             if d.action == Action::Transition && is_index(image) {
+                return None;
+            }
+            // An image that a kept index lists is part of that index: it
+            // goes when the index does, never before (as BatchDeleteImage
+            // refuses with ImageReferencedByManifestList).
+            if d.action == Action::Expire && held.contains(&d.digest) {
                 return None;
             }
             Some(PlannedAction {
@@ -193,6 +208,27 @@ pub fn plan(policy: &Policy, images: &[ImageRecord], now_ms: i64) -> Vec<Planned
             })
         })
         .collect()
+}
+
+/// The images that an index not about to expire lists, directly or
+/// through nested indexes.
+fn held_by_kept_indexes(images: &[ImageRecord], expiring: &HashSet<&Digest>) -> HashSet<Digest> {
+    let by_digest: HashMap<&Digest, &ImageRecord> = images.iter().map(|i| (&i.digest, i)).collect();
+    let mut held: HashSet<Digest> = HashSet::new();
+    let mut pending: Vec<&Digest> = images
+        .iter()
+        .filter(|i| !i.children.is_empty() && !expiring.contains(&i.digest))
+        .flat_map(|i| i.children.iter())
+        .collect();
+    while let Some(child) = pending.pop() {
+        if !held.insert(child.clone()) {
+            continue;
+        }
+        if let Some(image) = by_digest.get(child) {
+            pending.extend(image.children.iter());
+        }
+    }
+    held
 }
 
 // ----------------------------------------------------------------- records
@@ -666,12 +702,23 @@ impl Ecr {
                 load(tx, Table::Images, &image_key(scope, repo.as_str(), digest))?;
             Ok(stored.filter(|s| snapshot.get(digest).is_some_and(|seen| *seen == s)))
         };
+        // An index pushed since the snapshot may list an image planned to
+        // expire: read in this transaction, it keeps that image.
+        let expiring: HashSet<Digest> = planned
+            .iter()
+            .filter(|a| a.action == Action::Expire.wire())
+            .map(|a| a.image_digest.clone())
+            .collect();
+        let listed = self.indexes_listing(&*tx, scope, repo, &expiring)?;
         let mut applied = Vec::with_capacity(planned.len());
         for action in planned {
             let Some(mut image) = unchanged(&*tx, &action.image_digest)? else {
                 continue;
             };
             if action.action == Action::Expire.wire() {
+                if listed.contains_key(&action.image_digest) {
+                    continue;
+                }
                 if delete_image_in(&mut *tx, scope, repo, &action.image_digest)?.is_none() {
                     continue;
                 }

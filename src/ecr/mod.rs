@@ -28,6 +28,7 @@ pub mod scanning;
 pub mod scans;
 pub mod settings;
 pub mod templates;
+pub mod upload_limits;
 
 use std::sync::Arc;
 
@@ -58,6 +59,8 @@ pub struct Ecr {
     pub tasks: overview::TaskLog,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
+    /// How many upload sessions may be open (`upload_limits`).
+    pub(crate) upload_limits: upload_limits::UploadLimits,
 }
 
 impl Ecr {
@@ -77,7 +80,14 @@ impl Ecr {
             scanner: scan_runs::Scanner::default(),
             tasks: overview::TaskLog::default(),
             registry_host,
+            upload_limits: upload_limits::UploadLimits::default(),
         }
+    }
+
+    /// The same service with other bounds on open upload sessions.
+    pub fn with_upload_limits(mut self, limits: upload_limits::UploadLimits) -> Self {
+        self.upload_limits = limits;
+        self
     }
 
     /// The registry host for a scope, e.g. `localhost:4566` or

@@ -215,7 +215,12 @@ pub async fn download(
             response
         }
         Err(e) => {
-            tracing::info!(status = e.status.as_u16(), error = e.code, message = %e.message, "failed");
+            crate::request_log::failed(
+                e.status.as_u16(),
+                e.code,
+                &e.message,
+                started.elapsed().as_micros() as u64,
+            );
             e.into_response()
         }
     }

@@ -169,6 +169,9 @@ impl IntoResponse for OciError {
     }
 }
 
+/// ECR's `/v2/` message for a manifest it does not hold.
+pub const MANIFEST_NOT_FOUND: &str = "Requested image not found";
+
 impl From<EcrError> for OciError {
     /// The one mapping from domain errors to the registry's codes. The
     /// statuses follow the distribution spec (and the reference
@@ -224,6 +227,12 @@ impl From<EcrError> for OciError {
             ErrorKind::ImageReferencedByManifestList => (S::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             ErrorKind::Server => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         };
+        if e.kind == ErrorKind::ImageNotFound {
+            // ECR's registry words a missing manifest this way, whatever
+            // the reference (docker prints it: "manifest unknown:
+            // Requested image not found").
+            return OciError::manifest_unknown(MANIFEST_NOT_FOUND);
+        }
         OciError::new(status, code, e.message)
     }
 }
@@ -238,9 +247,20 @@ mod tests {
         for kind in ErrorKind::ALL {
             let e = OciError::from(EcrError::new(*kind, "m"));
             assert!(!e.code.is_empty());
-            assert_eq!(e.message, "m");
+            if *kind != ErrorKind::ImageNotFound {
+                assert_eq!(e.message, "m");
+            }
         }
         let e = OciError::from(EcrError::repository_not_found("a/b", "000000000000"));
         assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, "NAME_UNKNOWN"));
+        let e = OciError::from(EcrError::new(ErrorKind::ImageNotFound, "m"));
+        assert_eq!(
+            (e.status, e.code, e.message.as_str()),
+            (
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                "Requested image not found"
+            )
+        );
     }
 }

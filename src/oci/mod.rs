@@ -91,12 +91,11 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
             response
         }
         Err(e) => {
-            tracing::info!(
-                status = e.status.as_u16(),
-                error = e.code,
-                message = %e.message,
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "failed"
+            crate::request_log::failed(
+                e.status.as_u16(),
+                e.code,
+                &e.message,
+                started.elapsed().as_micros() as u64,
             );
             e.into_response()
         }

@@ -124,11 +124,12 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
 }
 
 async fn process(app: &AppState, request: Request, request_id: &str) -> Result<String, StsError> {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, app.config.max_api_body)
-        .await
-        .map_err(|_| ApiError::body_too_large(app.config.max_api_body))?;
-    let caller = crate::api::authenticate(app, &parts, &body, "sts")?;
+    let crate::api::body::Authenticated {
+        parts,
+        body,
+        caller,
+        ..
+    } = crate::api::body::read_authenticated(app, request, "sts").await?;
     let params: Vec<(String, String)> = form_urlencoded_pairs(&body)
         .chain(form_urlencoded_pairs(
             parts.uri.query().unwrap_or("").as_bytes(),

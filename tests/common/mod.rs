@@ -294,26 +294,57 @@ pub async fn signed_service_post(
 fn signed_builder(
     url: &str,
     service: &str,
-    mut headers: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
     body: &[u8],
     key: &str,
     secret: &str,
     region: &str,
     at: std::time::SystemTime,
 ) -> reqwest::RequestBuilder {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let signed = sigv4_headers(url, service, headers, body, key, secret, region, at, false);
+    let mut builder = reqwest::Client::new().post(format!("{url}/"));
+    for (k, v) in &signed {
+        if k != "host" {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+    }
+    builder
+}
+
+/// Every header of a `POST /` to `url` signed by aws-sigv4 for `service`
+/// over `body`: `headers` (with `host` first) plus the signature's.
+/// `declare_hash` adds a signed `x-amz-content-sha256` (as S3 clients do).
+#[allow(clippy::too_many_arguments)]
+pub fn sigv4_headers(
+    url: &str,
+    service: &str,
+    mut headers: Vec<(String, String)>,
+    body: &[u8],
+    key: &str,
+    secret: &str,
+    region: &str,
+    at: std::time::SystemTime,
+    declare_hash: bool,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{
+        sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
+    };
     use aws_sigv4::sign::v4;
     headers.insert(
         0,
         ("host".into(), url.trim_start_matches("http://").to_string()),
     );
     let identity = Credentials::new(key, secret, None, None, "t").into();
+    let mut settings = SigningSettings::default();
+    if declare_hash {
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    }
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
         .name(service)
         .time(at)
-        .settings(SigningSettings::default())
+        .settings(settings)
         .build()
         .unwrap()
         .into();
@@ -333,13 +364,11 @@ fn signed_builder(
     }
     let mut request = request.body(()).unwrap();
     instructions.apply_to_request_http1x(&mut request);
-    let mut builder = reqwest::Client::new().post(format!("{url}/"));
-    for (k, v) in request.headers() {
-        if k != "host" {
-            builder = builder.header(k.as_str(), v.as_bytes());
-        }
-    }
-    builder
+    request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+        .collect()
 }
 
 /// A gzip-compressed tar layer holding `files` (path, content); a path
@@ -403,4 +432,15 @@ pub async fn push_layered_image(
         .await
         .unwrap();
     sha256_digest(manifest.as_bytes())
+}
+
+/// The `Authorization` header value a registry client sends after
+/// `docker login` with `ecr`'s `get-login-password`: `Basic <token>`.
+pub async fn registry_authorization(ecr: &aws_sdk_ecr::Client) -> String {
+    let out = ecr.get_authorization_token().send().await.unwrap();
+    let token = out.authorization_data()[0]
+        .authorization_token()
+        .unwrap()
+        .to_string();
+    format!("Basic {token}")
 }

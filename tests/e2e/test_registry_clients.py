@@ -160,7 +160,7 @@ def test_docker_push_to_missing_repository_and_immutable_tag(registry, docker_en
     docker(docker_env, "build", "-q", "-t", ref, str(ctx))
     result = docker(docker_env, "push", ref, check=False)
     assert result.returncode != 0
-    assert ("cannot be overwritten because the tag is immutable" in result.stdout + result.stderr)
+    assert ("cannot be overwritten because the repository is immutable" in result.stdout + result.stderr)
     shutil.rmtree(ctx, ignore_errors=True)
 
 
