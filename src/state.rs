@@ -42,6 +42,9 @@ pub enum StartError {
     /// or of an unknown version); the message names the path.
     #[error("{}", .0.0)]
     Store(#[from] StoreError),
+    /// `--secrets-file` or `--upstream` cannot be used.
+    #[error("{0}")]
+    Upstreams(String),
     #[error("--vuln-db: {0}")]
     VulnDb(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -94,6 +97,13 @@ impl AppState {
             Arc::new(Clock::default()),
             registry_host,
         ));
+        ecr.set_upstreams(
+            crate::ecr::pull_through::UpstreamSettings::from_config(
+                config.secrets_file.as_deref(),
+                &config.upstreams,
+            )
+            .map_err(StartError::Upstreams)?,
+        );
         if let Some(path) = &config.vuln_db {
             if !path.exists() {
                 return Err(StartError::VulnDb(format!(

@@ -18,6 +18,7 @@ pub mod lifecycle_runs;
 pub mod manifest;
 pub mod names;
 pub mod policies;
+pub mod pull_through;
 pub mod records;
 pub mod replication;
 pub mod repositories;
@@ -53,6 +54,8 @@ pub struct Ecr {
     pub(crate) replication_wakeup: tokio::sync::Notify,
     /// The scan queue and the vulnerability data (`scan_runs`).
     pub scanner: scan_runs::Scanner,
+    /// Upstream endpoints and secrets of the pull through cache.
+    pub(crate) upstreams: std::sync::RwLock<pull_through::UpstreamSettings>,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
 }
@@ -72,6 +75,7 @@ impl Ecr {
             policies: authorize::PolicyCache::default(),
             replication_wakeup: tokio::sync::Notify::new(),
             scanner: scan_runs::Scanner::default(),
+            upstreams: Default::default(),
             registry_host,
         }
     }
