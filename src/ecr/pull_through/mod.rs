@@ -537,13 +537,12 @@ impl Ecr {
         // lookup each, no scan of every rule.
         let mut candidate = name;
         while let Some((parent, _)) = candidate.rsplit_once('/') {
-            if let Some(rule) = load(&*tx, Table::PullThroughCacheRules, &rule_key(scope, parent))?
-            {
+            if let Some(rule) = load(tx, Table::PullThroughCacheRules, &rule_key(scope, parent))? {
                 return Ok(Some(rule));
             }
             candidate = parent;
         }
-        load(&*tx, Table::PullThroughCacheRules, &rule_key(scope, ROOT))
+        load(tx, Table::PullThroughCacheRules, &rule_key(scope, ROOT))
     }
 
     /// The client for a rule's upstream, with the rule's credentials.
