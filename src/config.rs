@@ -175,6 +175,20 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Credentials for pull through cache upstreams: a JSON object mapping
+    /// a Secrets Manager secret ARN (a rule's `credentialArn`) to the
+    /// secret's value, `{"username": "...", "accessToken": "..."}`, as
+    /// ECR's pull through cache secrets hold them. Read at start.
+    #[arg(long = "secrets-file", env = "ECRD_SECRETS_FILE")]
+    pub secrets_file: Option<PathBuf>,
+
+    /// Where an upstream registry kind of the pull through cache is
+    /// reached, `KIND=URL` (e.g. `docker-hub=http://127.0.0.1:5000`);
+    /// repeatable, or comma-separated in the variable. Without one, a
+    /// rule's upstream is reached at `https://<upstreamRegistryUrl>`.
+    #[arg(long = "upstream", env = "ECRD_UPSTREAMS", value_delimiter = ',')]
+    pub upstreams: Vec<String>,
+
     /// Log format.
     #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -219,6 +233,8 @@ impl ServeConfig {
             header_timeout: 30,
             idle_timeout: 75,
             max_connections: 1024,
+            secrets_file: None,
+            upstreams: Vec::new(),
         }
     }
 }

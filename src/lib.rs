@@ -19,6 +19,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod sts;
+pub mod upstream;
 
 pub use config::ServeConfig;
 pub use server::{router, Server};

@@ -46,6 +46,9 @@ pub enum StartError {
     /// or of an unknown version); the message names the path.
     #[error("{}", .0.0)]
     Store(#[from] StoreError),
+    /// `--secrets-file` or `--upstream` cannot be used.
+    #[error("{0}")]
+    Upstreams(String),
     #[error("--vuln-db: {0}")]
     VulnDb(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -100,6 +103,13 @@ impl AppState {
                     idle: std::time::Duration::from_secs(config.upload_idle_timeout),
                 },
             ),
+        );
+        ecr.set_upstreams(
+            crate::ecr::pull_through::UpstreamSettings::from_config(
+                config.secrets_file.as_deref(),
+                &config.upstreams,
+            )
+            .map_err(StartError::Upstreams)?,
         );
         if let Some(path) = &config.vuln_db {
             if !path.exists() {

@@ -50,6 +50,14 @@ pub enum ErrorKind {
     ImageReferencedByManifestList,
     TemplateAlreadyExists,
     TemplateNotFound,
+    PullThroughCacheRuleAlreadyExists,
+    PullThroughCacheRuleNotFound,
+    UnsupportedUpstreamRegistry,
+    SecretNotFound,
+    UnableToAccessSecret,
+    UnableToDecryptSecretValue,
+    UnableToGetUpstreamImage,
+    UnableToGetUpstreamLayer,
 }
 
 impl ErrorKind {
@@ -94,6 +102,16 @@ impl ErrorKind {
             ErrorKind::ImageReferencedByManifestList => "ImageReferencedByManifestList",
             ErrorKind::TemplateAlreadyExists => "TemplateAlreadyExistsException",
             ErrorKind::TemplateNotFound => "TemplateNotFoundException",
+            ErrorKind::PullThroughCacheRuleAlreadyExists => {
+                "PullThroughCacheRuleAlreadyExistsException"
+            }
+            ErrorKind::PullThroughCacheRuleNotFound => "PullThroughCacheRuleNotFoundException",
+            ErrorKind::UnsupportedUpstreamRegistry => "UnsupportedUpstreamRegistryException",
+            ErrorKind::SecretNotFound => "SecretNotFoundException",
+            ErrorKind::UnableToAccessSecret => "UnableToAccessSecretException",
+            ErrorKind::UnableToDecryptSecretValue => "UnableToDecryptSecretValueException",
+            ErrorKind::UnableToGetUpstreamImage => "UnableToGetUpstreamImageException",
+            ErrorKind::UnableToGetUpstreamLayer => "UnableToGetUpstreamLayerException",
         }
     }
 
@@ -133,6 +151,14 @@ impl ErrorKind {
         ErrorKind::ImageReferencedByManifestList,
         ErrorKind::TemplateAlreadyExists,
         ErrorKind::TemplateNotFound,
+        ErrorKind::PullThroughCacheRuleAlreadyExists,
+        ErrorKind::PullThroughCacheRuleNotFound,
+        ErrorKind::UnsupportedUpstreamRegistry,
+        ErrorKind::SecretNotFound,
+        ErrorKind::UnableToAccessSecret,
+        ErrorKind::UnableToDecryptSecretValue,
+        ErrorKind::UnableToGetUpstreamImage,
+        ErrorKind::UnableToGetUpstreamLayer,
     ];
 }
 

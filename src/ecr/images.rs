@@ -128,6 +128,10 @@ pub enum Origin {
     Push,
     /// A copy made by replication.
     Replication,
+    /// An image fetched from a pull through cache rule's upstream: not
+    /// replicated, and an index may be stored before its children (each
+    /// is fetched when a client asks for it).
+    PullThroughCache,
 }
 
 /// The outcome of a manifest push.
@@ -299,7 +303,7 @@ impl Ecr {
         Ok(())
     }
 
-    fn link_layer(
+    pub(crate) fn link_layer(
         &self,
         tx: &mut dyn WriteTxn,
         scope: &Scope,
@@ -529,7 +533,7 @@ impl Ecr {
         };
         let mut tx = self.store.write()?;
         let repository = get_repository(&*tx, scope, repo)?;
-        self.check_references(&*tx, scope, repo, &parsed)?;
+        self.check_references(&*tx, scope, repo, &parsed, origin)?;
 
         let key = image_key(scope, repo.as_str(), &digest);
         let existing: Option<ImageRecord> = load(&*tx, Table::Images, &key)?;
@@ -632,6 +636,7 @@ impl Ecr {
         scope: &Scope,
         repo: &RepositoryName,
         parsed: &ParsedManifest,
+        origin: Origin,
     ) -> EcrResult<()> {
         let mut missing = Vec::new();
         for blob in parsed.required_blobs() {
@@ -652,7 +657,8 @@ impl Ecr {
             ));
         }
         let mut missing = Vec::new();
-        for child in &parsed.manifests {
+        let children_checked = origin != Origin::PullThroughCache;
+        for child in parsed.manifests.iter().filter(|_| children_checked) {
             if tx
                 .get(
                     Table::Images,

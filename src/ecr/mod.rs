@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod names;
 pub mod overview;
 pub mod policies;
+pub mod pull_through;
 pub mod records;
 pub mod replication;
 pub mod repositories;
@@ -57,6 +58,8 @@ pub struct Ecr {
     pub scanner: scan_runs::Scanner,
     /// What the background tasks last did (for the console).
     pub tasks: overview::TaskLog,
+    /// Upstream endpoints and secrets of the pull through cache.
+    pub(crate) upstreams: std::sync::RwLock<pull_through::UpstreamSettings>,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
     /// How many upload sessions may be open (`upload_limits`).
@@ -79,6 +82,7 @@ impl Ecr {
             replication_wakeup: tokio::sync::Notify::new(),
             scanner: scan_runs::Scanner::default(),
             tasks: overview::TaskLog::default(),
+            upstreams: Default::default(),
             registry_host,
             upload_limits: upload_limits::UploadLimits::default(),
         }

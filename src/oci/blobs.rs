@@ -39,6 +39,8 @@ pub async fn get(
     let repo = path::repository(name)?;
     let digest = path::digest(digest)?;
     let ecr = &ctx.app.ecr;
+    ecr.pull_through_blob(&ctx.caller, &ctx.scope, &repo, &digest)
+        .await?;
     let Some(size) = ecr.layer_size(&ctx.scope, &repo, &digest).await? else {
         return Err(OciError::blob_unknown(&digest.to_string()));
     };

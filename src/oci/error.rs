@@ -220,7 +220,17 @@ impl From<EcrError> for OciError {
             | ErrorKind::RegistryPolicyNotFound
             | ErrorKind::TemplateAlreadyExists
             | ErrorKind::TemplateNotFound
+            | ErrorKind::PullThroughCacheRuleAlreadyExists
+            | ErrorKind::PullThroughCacheRuleNotFound
+            | ErrorKind::UnsupportedUpstreamRegistry
+            | ErrorKind::SecretNotFound
+            | ErrorKind::UnableToAccessSecret
+            | ErrorKind::UnableToDecryptSecretValue
             | ErrorKind::ScanNotFound => (S::BAD_REQUEST, "DENIED"),
+            // A pull through the cache whose upstream cannot give the
+            // content (down, refusing, or not having it): nothing to serve.
+            ErrorKind::UnableToGetUpstreamImage => (S::NOT_FOUND, "MANIFEST_UNKNOWN"),
+            ErrorKind::UnableToGetUpstreamLayer => (S::NOT_FOUND, "BLOB_UNKNOWN"),
             ErrorKind::AccessDenied => (S::FORBIDDEN, "DENIED"),
             // The distribution spec's answer for a manifest that cannot be
             // deleted ("400 Bad Request or 405 Method Not Allowed").

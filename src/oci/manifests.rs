@@ -66,6 +66,8 @@ pub async fn get(
     let repo = path::repository(name)?;
     let reference = path::reference(reference)?;
     let ecr = &ctx.app.ecr;
+    ecr.pull_through_manifest(&ctx.caller, &ctx.scope, &repo, &reference)
+        .await?;
     let mut image = ecr.get_image(&ctx.scope, &repo, &reference, false)?;
     if let Reference::Tag(tag) = &reference {
         if !acceptable(&accepted(headers), &image.media_type) {

@@ -65,6 +65,11 @@ pub enum Table {
     /// `<account>/<region>/<repository>@<digest>` → the packages found in the
     /// image, kept so a rescan on new vulnerability data reads no layer.
     ImageInventories,
+    /// `<account>/<region>/<ecr repository prefix>` → a pull through cache rule.
+    PullThroughCacheRules,
+    /// `<account>/<region>/<repository>:<tag>` → when the cached tag was
+    /// last checked against its upstream (ecrd's clock, milliseconds).
+    UpstreamTagChecks,
 }
 
 impl Table {
@@ -87,6 +92,8 @@ impl Table {
         Table::ImageScans,
         Table::ScanFindings,
         Table::ImageInventories,
+        Table::PullThroughCacheRules,
+        Table::UpstreamTagChecks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +116,8 @@ impl Table {
             Table::ImageScans => "image_scans",
             Table::ScanFindings => "scan_findings",
             Table::ImageInventories => "image_inventories",
+            Table::PullThroughCacheRules => "pull_through_cache_rules",
+            Table::UpstreamTagChecks => "upstream_tag_checks",
         }
     }
 }

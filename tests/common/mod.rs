@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+pub mod upstream;
+
 use aws_credential_types::Credentials;
 use aws_sdk_ecr::config::Region;
 use ecrd::{AppState, ServeConfig, Server};

@@ -112,9 +112,35 @@ pub async fn batch_get_image(
         .into_iter()
         .map(domain_id)
         .collect();
+    // A repository under a pull through cache rule is filled from its
+    // upstream first; what cannot be fetched is reported as not found (or,
+    // when the repository itself never came to exist, as the upstream's
+    // failure).
+    let mut upstream_failure = None;
+    for id in &ids {
+        let reference = match (&id.digest, &id.tag) {
+            (Some(d), _) => crate::ecr::images::Reference::parse(d),
+            (None, Some(t)) => Ok(crate::ecr::images::Reference::Tag(t.clone())),
+            (None, None) => continue,
+        };
+        let Ok(reference) = reference else { continue };
+        if let Err(e) = ctx
+            .app
+            .ecr
+            .pull_through_manifest(&ctx.caller, &scope, &repo, &reference)
+            .await
+        {
+            upstream_failure.get_or_insert(e);
+        }
+    }
     // acceptedMediaTypes: ECR answers with the manifest as stored when it
     // cannot convert it to an accepted type, and ecrd never converts.
-    let (found, failures) = ctx.app.ecr.batch_get_images(&scope, &repo, &ids)?;
+    let (found, failures) = match ctx.app.ecr.batch_get_images(&scope, &repo, &ids) {
+        Err(e) if e.kind == crate::ecr::error::ErrorKind::RepositoryNotFound => {
+            return Err(upstream_failure.unwrap_or(e))
+        }
+        other => other?,
+    };
     Ok(BatchGetImageResponse {
         images: Some(
             found

@@ -127,6 +127,12 @@ pub async fn get_download_url_for_layer(
     let scope = ctx.repository(input.registry_id.as_ref(), input.repository_name.as_deref())?;
     let repo = parse_name(input.repository_name.as_deref().unwrap_or_default())?;
     let ecr = &ctx.app.ecr;
+    if let Ok(wanted) =
+        crate::digest::Digest::parse(input.layer_digest.as_deref().unwrap_or_default())
+    {
+        ecr.pull_through_blob(&ctx.caller, &scope, &repo, &wanted)
+            .await?;
+    }
     let digest = ecr
         .layer_for_download(
             &scope,

@@ -8,6 +8,7 @@ pub mod images;
 pub mod layers;
 pub mod lifecycle;
 pub mod policies;
+pub mod pull_through_cache;
 pub mod replication;
 pub mod repositories;
 pub mod scanning;
@@ -99,6 +100,46 @@ pub async fn dispatch(operation: Operation, ctx: Ctx, body: &[u8]) -> Result<Vec
         Op::StartImageScan => call(ctx, body, scanning::start_image_scan).await,
         Op::DescribeImageScanFindings => {
             call(ctx, body, scanning::describe_image_scan_findings).await
+        }
+        Op::CreatePullThroughCacheRule => {
+            call(
+                ctx,
+                body,
+                pull_through_cache::create_pull_through_cache_rule,
+            )
+            .await
+        }
+        Op::DescribePullThroughCacheRules => {
+            call(
+                ctx,
+                body,
+                pull_through_cache::describe_pull_through_cache_rules,
+            )
+            .await
+        }
+        Op::UpdatePullThroughCacheRule => {
+            call(
+                ctx,
+                body,
+                pull_through_cache::update_pull_through_cache_rule,
+            )
+            .await
+        }
+        Op::DeletePullThroughCacheRule => {
+            call(
+                ctx,
+                body,
+                pull_through_cache::delete_pull_through_cache_rule,
+            )
+            .await
+        }
+        Op::ValidatePullThroughCacheRule => {
+            call(
+                ctx,
+                body,
+                pull_through_cache::validate_pull_through_cache_rule,
+            )
+            .await
         }
         other => Err(ApiError::not_implemented(other.name())),
     }

@@ -1,0 +1,421 @@
+//! Serving a pull through the cache. A pull (on either plane) of a
+//! repository under a rule's prefix that the cache cannot answer fetches the
+//! manifest from the rule's upstream, verifies its digest (against the
+//! digest asked for, and the upstream's `Docker-Content-Digest`), fetches
+//! and verifies every blob an image manifest needs, creates the repository
+//! (from the registry's matching PULL_THROUGH_CACHE creation template, or
+//! with ECR's defaults) and stores manifest and blobs; the pull is then
+//! served from the cache. An index is stored on its own: the child a client
+//! then asks for (by digest) is fetched the same way when asked for.
+//!
+//! Later pulls come from the cache. A tag is checked against the upstream
+//! at most once per [`TAG_RECHECK_MS`] (the user guide: ECR "checks the
+//! upstream registry for a new version of the image with that specific tag
+//! ... at least once every 24 hours"), on ecrd's clock; a changed tag is
+//! imported again. An upstream that is down or refuses leaves cached
+//! content served; content not cached then fails with
+//! UnableToGetUpstreamImageException (or ...LayerException for a blob).
+//!
+//! Access (user guide, "IAM permissions required to sync an upstream
+//! registry"): importing needs `ecr:BatchImportUpstreamImage` on the
+//! repository, and `ecr:CreateRepository` when the repository does not
+//! exist yet, besides the pull's own actions.
+//!
+//! Blobs are streamed from the upstream into the blob store (hashed as
+//! they arrive, never buffered whole) and verified before anything refers
+//! to them; a digest mismatch stores nothing. The client is served once the
+//! image is stored, not while its layers are still arriving.
+
+use super::{RuleRecord, ROOT};
+use crate::digest::Digest;
+use crate::ecr::caller::Caller;
+use crate::ecr::error::{EcrError, EcrResult, ErrorKind};
+use crate::ecr::images::{image_key, layer_key, tag_key, Origin, Reference};
+use crate::ecr::manifest;
+use crate::ecr::names::{RepositoryName, Scope};
+use crate::ecr::repositories::get_repository;
+use crate::ecr::templates::PULL_THROUGH_CACHE;
+use crate::ecr::{load, save, Ecr};
+use crate::store::blobs::BlobError;
+use crate::store::Table;
+use crate::upstream::{RegistryClient, UpstreamError};
+
+/// How long a cached tag is served before the upstream is asked again.
+pub const TAG_RECHECK_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The upstream repository a cache repository stands for: the name
+/// without the rule's prefix, under the rule's upstream repository prefix
+/// when it has one; Docker Hub's official images live under `library/`.
+pub fn upstream_repository(rule: &RuleRecord, name: &str) -> String {
+    let rest = if rule.prefix == ROOT {
+        name
+    } else {
+        let namespace = super::canonical_prefix(&rule.prefix);
+        name.strip_prefix(namespace)
+            .and_then(|r| r.strip_prefix('/'))
+            .unwrap_or(name)
+    };
+    let mapped = match rule.upstream_repository_prefix.as_deref() {
+        Some(p) if p != ROOT => format!("{}/{rest}", p.trim_end_matches('/')),
+        _ => rest.to_string(),
+    };
+    if rule.upstream_registry == "docker-hub" && !mapped.contains('/') {
+        format!("library/{mapped}")
+    } else {
+        mapped
+    }
+}
+
+fn image_unavailable(repo: &RepositoryName, reference: &str, why: &UpstreamError) -> EcrError {
+    EcrError::new(
+        ErrorKind::UnableToGetUpstreamImage,
+        format!("Unable to get the image '{reference}' of the repository '{repo}' from the upstream registry: {why}"),
+    )
+}
+
+fn layer_unavailable(digest: &Digest, why: &str) -> EcrError {
+    EcrError::new(
+        ErrorKind::UnableToGetUpstreamLayer,
+        format!("Unable to get the layer '{digest}' from the upstream registry: {why}"),
+    )
+}
+
+/// What the cache holds for a manifest reference.
+enum Cached {
+    /// Nothing: fetch it.
+    Missing,
+    /// Served as is.
+    Fresh,
+    /// A tag whose check is due; its current digest.
+    Stale(Digest),
+}
+
+impl Ecr {
+    /// Makes sure the cache can answer a manifest pull of `repo` by
+    /// `reference`, fetching from the upstream when a rule covers `repo`.
+    /// Does nothing for a repository no rule covers.
+    pub async fn pull_through_manifest(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> EcrResult<()> {
+        let now = self.clock.now_ms();
+        let (rule, cached, repo_exists) = {
+            let tx = self.store.read()?;
+            let Some(rule) = self.rule_for(&*tx, scope, repo.as_str())? else {
+                return Ok(());
+            };
+            let repo_exists = get_repository(&*tx, scope, repo).is_ok();
+            let cached = match reference {
+                Reference::Digest(d) => {
+                    if tx
+                        .get(Table::Images, &image_key(scope, repo.as_str(), d))?
+                        .is_some()
+                    {
+                        Cached::Fresh
+                    } else {
+                        Cached::Missing
+                    }
+                }
+                Reference::Tag(t) => {
+                    let key = tag_key(scope, repo.as_str(), t);
+                    match load::<Digest>(&*tx, Table::Tags, &key)? {
+                        None => Cached::Missing,
+                        Some(d) => {
+                            let checked: Option<i64> = load(&*tx, Table::UpstreamTagChecks, &key)?;
+                            if checked.is_some_and(|c| now - c < TAG_RECHECK_MS) {
+                                Cached::Fresh
+                            } else {
+                                Cached::Stale(d)
+                            }
+                        }
+                    }
+                }
+            };
+            (rule, cached, repo_exists)
+        };
+        if matches!(cached, Cached::Fresh) {
+            return Ok(());
+        }
+        let have_cached = matches!(cached, Cached::Stale(_));
+        let mut actions = vec!["ecr:BatchImportUpstreamImage"];
+        if !repo_exists {
+            actions.push("ecr:CreateRepository");
+        }
+        if let Err(e) = self.authorize_all(caller, &actions, scope, Some(repo.as_str())) {
+            // A caller who may not import still gets what is cached.
+            return if have_cached { Ok(()) } else { Err(e) };
+        }
+        let client = match self.upstream_client(scope, &rule) {
+            Ok(c) => c,
+            Err(e) => return if have_cached { Ok(()) } else { Err(e) },
+        };
+        let upstream_repo = upstream_repository(&rule, repo.as_str());
+        let reference_text = match reference {
+            Reference::Tag(t) => t.clone(),
+            Reference::Digest(d) => d.to_string(),
+        };
+        if let Cached::Stale(current) = &cached {
+            match client
+                .manifest_digest(&upstream_repo, &reference_text)
+                .await
+            {
+                Ok(Some(d)) if d == current.to_string() => {
+                    self.record_tag_check(scope, repo, &reference_text, now)?;
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::info!(repository = %repo, error = %e, "upstream unavailable; serving the cached tag");
+                    return Ok(());
+                }
+            }
+        }
+        match self
+            .import_manifest(&client, &upstream_repo, scope, repo, reference)
+            .await
+        {
+            Ok(()) => {
+                if let Reference::Tag(t) = reference {
+                    self.record_tag_check(scope, repo, t, now)?;
+                }
+                Ok(())
+            }
+            Err(e) if have_cached => {
+                tracing::info!(repository = %repo, error = %e, "upstream refresh failed; serving the cached tag");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes sure the cache holds a blob a pull of `repo` asks for, fetching
+    /// it from the upstream when a rule covers `repo`.
+    pub async fn pull_through_blob(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> EcrResult<()> {
+        let (rule, repo_exists) = {
+            let tx = self.store.read()?;
+            let Some(rule) = self.rule_for(&*tx, scope, repo.as_str())? else {
+                return Ok(());
+            };
+            if tx
+                .get(Table::Layers, &layer_key(scope, repo.as_str(), digest))?
+                .is_some()
+            {
+                return Ok(());
+            }
+            (rule, get_repository(&*tx, scope, repo).is_ok())
+        };
+        let mut actions = vec!["ecr:BatchImportUpstreamImage"];
+        if !repo_exists {
+            actions.push("ecr:CreateRepository");
+        }
+        self.authorize_all(caller, &actions, scope, Some(repo.as_str()))?;
+        let client = self.upstream_client(scope, &rule)?;
+        let upstream_repo = upstream_repository(&rule, repo.as_str());
+        let _publishing = self.collection.read().await;
+        let size = self.fetch_blob(&client, &upstream_repo, digest).await?;
+        let mut tx = self.store.write()?;
+        self.ensure_cache_repository(&mut *tx, scope, repo)?;
+        self.link_layer(&mut *tx, scope, repo, digest, size)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn record_tag_check(
+        &self,
+        scope: &Scope,
+        repo: &RepositoryName,
+        tag: &str,
+        now: i64,
+    ) -> EcrResult<()> {
+        let mut tx = self.store.write()?;
+        save(
+            &mut *tx,
+            Table::UpstreamTagChecks,
+            &tag_key(scope, repo.as_str(), tag),
+            &now,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Creates the cache repository inside `tx` if it is missing: from the
+    /// matching PULL_THROUGH_CACHE template, or with ECR's defaults.
+    fn ensure_cache_repository(
+        &self,
+        tx: &mut dyn crate::store::WriteTxn,
+        scope: &Scope,
+        repo: &RepositoryName,
+    ) -> EcrResult<()> {
+        if get_repository(&*tx, scope, repo).is_ok() {
+            return Ok(());
+        }
+        let template = self.matching_template(&*tx, scope, repo.as_str(), PULL_THROUGH_CACHE)?;
+        self.create_repository_in(tx, scope, repo, template.as_ref())?;
+        tracing::info!(repository = %repo, "repository created by a pull through the cache");
+        Ok(())
+    }
+
+    /// Streams one blob from the upstream into the blob store, verified
+    /// against its digest; returns its size. Already stored: nothing fetched.
+    /// The caller holds `collection` until the blob is linked.
+    async fn fetch_blob(
+        &self,
+        client: &RegistryClient,
+        upstream_repo: &str,
+        digest: &Digest,
+    ) -> EcrResult<u64> {
+        if let Some(size) = self.blobs.size(digest).await? {
+            return Ok(size);
+        }
+        let fetched = client
+            .blob(upstream_repo, &digest.to_string())
+            .await
+            .map_err(|e| layer_unavailable(digest, &e.to_string()))?;
+        let id = self.blobs.create_upload().await?;
+        if let Err(e) = self.blobs.append_upload(&id, fetched.body).await {
+            let _ = self.blobs.cancel_upload(&id).await;
+            return Err(layer_unavailable(digest, &e.to_string()));
+        }
+        match self.blobs.finish_upload(&id, digest).await {
+            Ok(size) => Ok(size),
+            Err(BlobError::DigestMismatch { computed }) => Err(layer_unavailable(
+                digest,
+                &format!("the upstream's content has the digest '{computed}'"),
+            )),
+            Err(e) => {
+                let _ = self.blobs.cancel_upload(&id).await;
+                Err(layer_unavailable(digest, &e.to_string()))
+            }
+        }
+    }
+
+    /// Fetches a manifest (and, for an image, its blobs), verifies them and
+    /// stores them in the cache repository.
+    async fn import_manifest(
+        &self,
+        client: &RegistryClient,
+        upstream_repo: &str,
+        scope: &Scope,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> EcrResult<()> {
+        let reference_text = match reference {
+            Reference::Tag(t) => t.clone(),
+            Reference::Digest(d) => d.to_string(),
+        };
+        let fetched = client
+            .manifest(upstream_repo, &reference_text)
+            .await
+            .map_err(|e| image_unavailable(repo, &reference_text, &e))?;
+        let mismatch = |expected: &Digest, computed: &Digest| {
+            image_unavailable(
+                repo,
+                &reference_text,
+                &UpstreamError::Protocol(format!(
+                    "the upstream's manifest has the digest '{computed}', not '{expected}'"
+                )),
+            )
+        };
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let computed = Digest::of(expected.algorithm(), &fetched.bytes);
+                if &computed != expected {
+                    return Err(mismatch(expected, &computed));
+                }
+                computed
+            }
+            Reference::Tag(_) => Digest::sha256_of(&fetched.bytes),
+        };
+        if let Some(announced) = fetched
+            .digest
+            .as_deref()
+            .and_then(|d| Digest::parse(d).ok())
+        {
+            let computed = Digest::of(announced.algorithm(), &fetched.bytes);
+            if computed != announced {
+                return Err(mismatch(&announced, &computed));
+            }
+        }
+        let parsed = manifest::parse(&fetched.bytes, fetched.media_type.as_deref())?;
+        let _publishing = self.collection.read().await;
+        let mut sizes = Vec::new();
+        for blob in parsed.required_blobs() {
+            let size = self.fetch_blob(client, upstream_repo, &blob.digest).await?;
+            sizes.push((blob.digest.clone(), size));
+        }
+        {
+            let mut tx = self.store.write()?;
+            self.ensure_cache_repository(&mut *tx, scope, repo)?;
+            for (d, size) in &sizes {
+                self.link_layer(&mut *tx, scope, repo, d, *size)?;
+            }
+            tx.commit()?;
+        }
+        drop(_publishing);
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.as_str()),
+            Reference::Digest(_) => None,
+        };
+        self.put_manifest_as(
+            scope,
+            repo,
+            tag,
+            Some(&digest),
+            &fetched.bytes,
+            fetched.media_type.as_deref(),
+            Origin::PullThroughCache,
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(prefix: &str, kind: &str, upstream_prefix: Option<&str>) -> RuleRecord {
+        RuleRecord {
+            prefix: prefix.into(),
+            upstream_registry_url: String::new(),
+            upstream_registry: kind.into(),
+            credential_arn: None,
+            custom_role_arn: None,
+            upstream_repository_prefix: upstream_prefix.map(str::to_string),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn upstream_names() {
+        let hub = rule("hub", "docker-hub", None);
+        assert_eq!(upstream_repository(&hub, "hub/busybox"), "library/busybox");
+        assert_eq!(
+            upstream_repository(&hub, "hub/bitnami/redis"),
+            "bitnami/redis"
+        );
+        let quay = rule("q/", "quay", None);
+        assert_eq!(upstream_repository(&quay, "q/a/b"), "a/b");
+        let root = rule("ROOT", "ecr", None);
+        assert_eq!(upstream_repository(&root, "my-app/image1"), "my-app/image1");
+        let mapped = rule("my-app", "ecr", Some("upstream-app"));
+        assert_eq!(
+            upstream_repository(&mapped, "my-app/image1"),
+            "upstream-app/image1"
+        );
+        let same = rule("team-a", "ecr", Some("team-a"));
+        assert_eq!(
+            upstream_repository(&same, "team-a/myapp/image1"),
+            "team-a/myapp/image1"
+        );
+    }
+}

@@ -1,0 +1,525 @@
+//! Pull through cache: the five rule operations through the AWS SDK for
+//! Rust (validation, errors, pagination, the fields answers carry), and
+//! pulls through the cache from an in-test upstream registry on both
+//! planes: anonymous, Basic and Bearer-token upstreams, later pulls from
+//! the cache, the upstream stopped, the daily tag re-check on ecrd's clock,
+//! an index and its child, and a corrupt upstream refused. Every test runs
+//! on the memory and the disk backend.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::upstream::{Upstream, UpstreamAuth};
+use common::{err_code, sha256_digest, TestServer, BACKENDS};
+
+const HUB_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/hub";
+const GH_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/gh";
+const BAD_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/garbled";
+const OTHER_REGION_SECRET: &str =
+    "arn:aws:secretsmanager:eu-west-1:000000000000:secret:ecr-pullthroughcache/hub";
+const MISSING_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/none";
+
+/// A server whose upstream kinds point at `upstreams`, with a secrets file
+/// holding `user`/`pass` for the hub and gh secrets.
+async fn server(
+    backend: common::Backend,
+    upstreams: &[(&str, &str)],
+) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.json");
+    let body = serde_json::json!({
+        HUB_SECRET: {"username": "user", "accessToken": "pass"},
+        GH_SECRET: {"username": "user", "accessToken": "pass"},
+        OTHER_REGION_SECRET: {"username": "user", "accessToken": "pass"},
+        BAD_SECRET: "not an object",
+    });
+    std::fs::write(&secrets, body.to_string()).unwrap();
+    let list: Vec<String> = upstreams.iter().map(|(k, u)| format!("{k}={u}")).collect();
+    let server = TestServer::start_with(backend, |c| {
+        c.secrets_file = Some(secrets.clone());
+        c.upstreams = list;
+    })
+    .await;
+    (server, dir)
+}
+
+async fn password(ecr: &aws_sdk_ecr::Client) -> String {
+    let out = ecr.get_authorization_token().send().await.unwrap();
+    out.authorization_data()[0]
+        .authorization_token()
+        .unwrap()
+        .to_string()
+}
+
+/// `GET` on `/v2/`, logged in; status, headers and body.
+async fn pull(
+    server: &TestServer,
+    token: &str,
+    path: &str,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let r = server
+        .http()
+        .get(format!("{}/v2/{path}", server.url))
+        .header("authorization", format!("Basic {token}"))
+        .header(
+            "accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.bytes().await.unwrap().to_vec())
+}
+
+async fn create_rule(ecr: &aws_sdk_ecr::Client, prefix: &str, url: &str, secret: Option<&str>) {
+    ecr.create_pull_through_cache_rule()
+        .ecr_repository_prefix(prefix)
+        .upstream_registry_url(url)
+        .set_credential_arn(secret.map(str::to_string))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rules_crud_validation_and_pagination() {
+    for &backend in BACKENDS {
+        let (server, _dir) = server(backend, &[]).await;
+        let ecr = server.ecr();
+        let created = ecr
+            .create_pull_through_cache_rule()
+            .ecr_repository_prefix("hub")
+            .upstream_registry_url("registry-1.docker.io")
+            .credential_arn(HUB_SECRET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.ecr_repository_prefix(), Some("hub"));
+        assert_eq!(
+            created.upstream_registry().map(|u| u.as_str()),
+            Some("docker-hub")
+        );
+        assert_eq!(created.credential_arn(), Some(HUB_SECRET));
+        assert_eq!(created.registry_id(), Some("000000000000"));
+        assert!(created.created_at().is_some());
+        // Fields the user did not set are absent.
+        assert_eq!(created.upstream_repository_prefix(), None);
+        assert_eq!(created.custom_role_arn(), None);
+
+        create_rule(&ecr, "quay", "quay.io", None).await;
+        create_rule(&ecr, "k8s", "registry.k8s.io", None).await;
+        create_rule(&ecr, "ecr-public", "public.ecr.aws", None).await;
+
+        // Errors, as ECR answers them.
+        let cases: Vec<(&str, &str, Option<&str>, &str)> = vec![
+            (
+                "hub",
+                "registry-1.docker.io",
+                Some(HUB_SECRET),
+                "PullThroughCacheRuleAlreadyExistsException",
+            ),
+            (
+                "harbor",
+                "harbor.example.com",
+                None,
+                "UnsupportedUpstreamRegistryException",
+            ),
+            (
+                "dh",
+                "registry-1.docker.io",
+                None,
+                "UnsupportedUpstreamRegistryException",
+            ),
+            (
+                "dh",
+                "registry-1.docker.io",
+                Some(MISSING_SECRET),
+                "SecretNotFoundException",
+            ),
+            (
+                "dh",
+                "registry-1.docker.io",
+                Some(BAD_SECRET),
+                "UnableToDecryptSecretValueException",
+            ),
+            (
+                "dh",
+                "registry-1.docker.io",
+                Some(OTHER_REGION_SECRET),
+                "UnableToAccessSecretException",
+            ),
+            (
+                "q2",
+                "quay.io",
+                Some(HUB_SECRET),
+                "InvalidParameterException",
+            ),
+            ("Bad_Prefix", "quay.io", None, "InvalidParameterException"),
+        ];
+        for (prefix, url, secret, code) in cases {
+            let err = ecr
+                .create_pull_through_cache_rule()
+                .ecr_repository_prefix(prefix)
+                .upstream_registry_url(url)
+                .set_credential_arn(secret.map(str::to_string))
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err_code(&err).0,
+                code,
+                "{prefix} {url} {secret:?}: {:?}",
+                err_code(&err)
+            );
+        }
+        let err = ecr
+            .create_pull_through_cache_rule()
+            .ecr_repository_prefix("harbor")
+            .upstream_registry_url("harbor.example.com")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err_code(&err).1,
+            "The upstream registry URL harbor.example.com is invalid. Specify a valid upstream registry URL and try again"
+        );
+        let err = ecr
+            .create_pull_through_cache_rule()
+            .ecr_repository_prefix("q3")
+            .upstream_registry_url("quay.io")
+            .upstream_repository_prefix("team")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "InvalidParameterException");
+
+        // Describe: all, in prefix order, in pages.
+        let all = ecr
+            .describe_pull_through_cache_rules()
+            .send()
+            .await
+            .unwrap();
+        let prefixes: Vec<&str> = all
+            .pull_through_cache_rules()
+            .iter()
+            .filter_map(|r| r.ecr_repository_prefix())
+            .collect();
+        assert_eq!(prefixes, ["ecr-public", "hub", "k8s", "quay"]);
+        let mut seen = Vec::new();
+        let mut token = None;
+        loop {
+            let page = ecr
+                .describe_pull_through_cache_rules()
+                .max_results(3)
+                .set_next_token(token)
+                .send()
+                .await
+                .unwrap();
+            assert!(page.pull_through_cache_rules().len() <= 3);
+            seen.extend(
+                page.pull_through_cache_rules()
+                    .iter()
+                    .map(|r| r.ecr_repository_prefix().unwrap().to_string()),
+            );
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen, prefixes);
+
+        // By prefix; a missing one is not found (Terraform's "gone").
+        let one = ecr
+            .describe_pull_through_cache_rules()
+            .ecr_repository_prefixes("hub")
+            .send()
+            .await
+            .unwrap();
+        let rule = &one.pull_through_cache_rules()[0];
+        assert_eq!(rule.upstream_registry_url(), Some("registry-1.docker.io"));
+        assert_eq!(rule.credential_arn(), Some(HUB_SECRET));
+        assert!(rule.updated_at().is_some());
+        assert_eq!(rule.upstream_repository_prefix(), None);
+        let err = ecr
+            .describe_pull_through_cache_rules()
+            .ecr_repository_prefixes("nope")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "PullThroughCacheRuleNotFoundException");
+
+        // Update: a new secret, checked as at create time.
+        let updated = ecr
+            .update_pull_through_cache_rule()
+            .ecr_repository_prefix("hub")
+            .credential_arn(GH_SECRET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(updated.credential_arn(), Some(GH_SECRET));
+        let err = ecr
+            .update_pull_through_cache_rule()
+            .ecr_repository_prefix("hub")
+            .credential_arn(MISSING_SECRET)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "SecretNotFoundException");
+        let err = ecr
+            .update_pull_through_cache_rule()
+            .ecr_repository_prefix("nope")
+            .credential_arn(GH_SECRET)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "PullThroughCacheRuleNotFoundException");
+
+        // Delete answers the rule; a second delete is not found.
+        let deleted = ecr
+            .delete_pull_through_cache_rule()
+            .ecr_repository_prefix("quay")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.upstream_registry_url(), Some("quay.io"));
+        let err = ecr
+            .delete_pull_through_cache_rule()
+            .ecr_repository_prefix("quay")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "PullThroughCacheRuleNotFoundException");
+
+        // The rule limit.
+        for i in 0..47 {
+            create_rule(&ecr, &format!("p{i:02}"), "quay.io", None).await;
+        }
+        let err = ecr
+            .create_pull_through_cache_rule()
+            .ecr_repository_prefix("one-too-many")
+            .upstream_registry_url("quay.io")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "LimitExceededException");
+    }
+}
+
+#[tokio::test]
+async fn pull_through_basic_upstream_caches_and_survives_the_upstream() {
+    for &backend in BACKENDS {
+        let upstream = Upstream::start(UpstreamAuth::Basic {
+            username: "user".into(),
+            password: "pass".into(),
+        })
+        .await;
+        let image = upstream.add_image("library/busybox", "1.36", "one");
+        let (server, _dir) = server(backend, &[("docker-hub", &upstream.url)]).await;
+        let ecr = server.ecr();
+        create_rule(&ecr, "hub", "registry-1.docker.io", Some(HUB_SECRET)).await;
+        let valid = ecr
+            .validate_pull_through_cache_rule()
+            .ecr_repository_prefix("hub")
+            .send()
+            .await
+            .unwrap();
+        assert!(valid.is_valid(), "{:?}", valid.failure());
+        let token = password(&ecr).await;
+
+        // First pull: fetched (docker-hub's `library/` for a single name).
+        let (status, headers, body) = pull(&server, &token, "hub/busybox/manifests/1.36").await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(body, image.manifest);
+        assert_eq!(headers["docker-content-digest"], image.digest.as_str());
+        for (digest, bytes) in &image.blobs {
+            let (status, _, body) =
+                pull(&server, &token, &format!("hub/busybox/blobs/{digest}")).await;
+            assert_eq!(status, 200);
+            assert_eq!(&body, bytes);
+        }
+        assert_eq!(upstream.manifest_gets(), 1);
+        let repos = ecr
+            .describe_repositories()
+            .repository_names("hub/busybox")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            repos.repositories()[0]
+                .image_tag_mutability()
+                .unwrap()
+                .as_str(),
+            "MUTABLE"
+        );
+
+        // Later pulls come from the cache, on both planes.
+        let (status, _, _) = pull(&server, &token, "hub/busybox/manifests/1.36").await;
+        assert_eq!(status, 200);
+        let got = ecr
+            .batch_get_image()
+            .repository_name("hub/busybox")
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag("1.36")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.images().len(), 1);
+        assert_eq!(upstream.manifest_gets(), 1);
+
+        // A changed upstream tag is picked up only after ECR's 24 hours.
+        let newer = upstream.add_image("library/busybox", "1.36", "two");
+        let (_, headers, _) = pull(&server, &token, "hub/busybox/manifests/1.36").await;
+        assert_eq!(headers["docker-content-digest"], image.digest.as_str());
+        server.state.ecr.clock.advance(time::Duration::hours(25));
+        // Registry passwords last 12 hours on ecrd's clock.
+        let token = password(&ecr).await;
+        let (status, headers, _) = pull(&server, &token, "hub/busybox/manifests/1.36").await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["docker-content-digest"], newer.digest.as_str());
+
+        // Upstream down: cached content is served (even past the interval),
+        // uncached content is not.
+        upstream.stop().await;
+        server.state.ecr.clock.advance(time::Duration::hours(25));
+        // Registry passwords last 12 hours on ecrd's clock.
+        let token = password(&ecr).await;
+        let (status, headers, _) = pull(&server, &token, "hub/busybox/manifests/1.36").await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["docker-content-digest"], newer.digest.as_str());
+        let (status, _, body) = pull(&server, &token, "hub/busybox/manifests/other").await;
+        assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+        let err = ecr
+            .batch_get_image()
+            .repository_name("hub/alpine")
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag("3")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "UnableToGetUpstreamImageException");
+        let valid = ecr
+            .validate_pull_through_cache_rule()
+            .ecr_repository_prefix("hub")
+            .send()
+            .await
+            .unwrap();
+        assert!(!valid.is_valid());
+        assert!(valid.failure().is_some_and(|f| !f.is_empty()));
+    }
+}
+
+#[tokio::test]
+async fn pull_through_bearer_token_upstream_and_an_index() {
+    for &backend in BACKENDS {
+        let upstream = Upstream::start(UpstreamAuth::Bearer {
+            username: "user".into(),
+            password: "pass".into(),
+        })
+        .await;
+        let child = upstream.add_image("org/tool", "amd64", "child");
+        let index = upstream.add_index("org/tool", "v1", &[&child]);
+        let (server, _dir) = server(backend, &[("github-container-registry", &upstream.url)]).await;
+        let ecr = server.ecr();
+        create_rule(&ecr, "gh", "ghcr.io", Some(GH_SECRET)).await;
+        let token = password(&ecr).await;
+        let (status, headers, body) = pull(&server, &token, "gh/org/tool/manifests/v1").await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(headers["docker-content-digest"], index.as_str());
+        // The child the client asks for next is fetched then, through the
+        // control plane this time.
+        let layer = &child.blobs[1].0;
+        let got = ecr
+            .batch_get_image()
+            .repository_name("gh/org/tool")
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(&child.digest)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.images().len(), 1, "{:?}", got.failures());
+        let url = ecr
+            .get_download_url_for_layer()
+            .repository_name("gh/org/tool")
+            .layer_digest(layer)
+            .send()
+            .await
+            .unwrap();
+        let bytes = reqwest::get(url.download_url().unwrap())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(sha256_digest(&bytes), *layer);
+    }
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_a_corrupt_upstream_store_nothing() {
+    for &backend in BACKENDS {
+        let upstream = Upstream::start(UpstreamAuth::Bearer {
+            username: "someone".into(),
+            password: "else".into(),
+        })
+        .await;
+        upstream.add_image("org/app", "v1", "x");
+        let open = Upstream::start(UpstreamAuth::Anonymous).await;
+        open.add_image("app", "v1", "y");
+        open.corrupt_blobs(true);
+        let (server, _dir) = server(
+            backend,
+            &[
+                ("github-container-registry", &upstream.url),
+                ("quay", &open.url),
+            ],
+        )
+        .await;
+        let ecr = server.ecr();
+        create_rule(&ecr, "gh", "ghcr.io", Some(GH_SECRET)).await;
+        create_rule(&ecr, "qy", "quay.io", None).await;
+        let token = password(&ecr).await;
+        let valid = ecr
+            .validate_pull_through_cache_rule()
+            .ecr_repository_prefix("gh")
+            .send()
+            .await
+            .unwrap();
+        assert!(!valid.is_valid());
+        let (status, _, _) = pull(&server, &token, "gh/org/app/manifests/v1").await;
+        assert_eq!(status, 404);
+        // The corrupt layer is refused, and nothing is kept.
+        let (status, _, body) = pull(&server, &token, "qy/app/manifests/v1").await;
+        assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("digest"), "{text}");
+        for name in ["qy/app", "gh/org/app"] {
+            let err = ecr
+                .describe_images()
+                .repository_name(name)
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(err_code(&err).0, "RepositoryNotFoundException");
+        }
+        // Once the upstream serves the right bytes, the pull works.
+        open.corrupt_blobs(false);
+        let (status, _, _) = pull(&server, &token, "qy/app/manifests/v1").await;
+        assert_eq!(status, 200);
+    }
+}
