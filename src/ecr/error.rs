@@ -50,6 +50,9 @@ pub enum ErrorKind {
     ImageReferencedByManifestList,
     TemplateAlreadyExists,
     TemplateNotFound,
+    ExclusionAlreadyExists,
+    ExclusionNotFound,
+    SigningConfigurationNotFound,
 }
 
 impl ErrorKind {
@@ -94,6 +97,9 @@ impl ErrorKind {
             ErrorKind::ImageReferencedByManifestList => "ImageReferencedByManifestList",
             ErrorKind::TemplateAlreadyExists => "TemplateAlreadyExistsException",
             ErrorKind::TemplateNotFound => "TemplateNotFoundException",
+            ErrorKind::ExclusionAlreadyExists => "ExclusionAlreadyExistsException",
+            ErrorKind::ExclusionNotFound => "ExclusionNotFoundException",
+            ErrorKind::SigningConfigurationNotFound => "SigningConfigurationNotFoundException",
         }
     }
 
@@ -133,6 +139,9 @@ impl ErrorKind {
         ErrorKind::ImageReferencedByManifestList,
         ErrorKind::TemplateAlreadyExists,
         ErrorKind::TemplateNotFound,
+        ErrorKind::ExclusionAlreadyExists,
+        ErrorKind::ExclusionNotFound,
+        ErrorKind::SigningConfigurationNotFound,
     ];
 }
 

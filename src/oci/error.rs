@@ -217,6 +217,9 @@ impl From<EcrError> for OciError {
             | ErrorKind::RegistryPolicyNotFound
             | ErrorKind::TemplateAlreadyExists
             | ErrorKind::TemplateNotFound
+            | ErrorKind::ExclusionAlreadyExists
+            | ErrorKind::ExclusionNotFound
+            | ErrorKind::SigningConfigurationNotFound
             | ErrorKind::ScanNotFound => (S::BAD_REQUEST, "DENIED"),
             ErrorKind::AccessDenied => (S::FORBIDDEN, "DENIED"),
             // The distribution spec's answer for a manifest that cannot be

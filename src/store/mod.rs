@@ -65,6 +65,18 @@ pub enum Table {
     /// `<account>/<region>/<repository>@<digest>` → the packages found in the
     /// image, kept so a rescan on new vulnerability data reads no layer.
     ImageInventories,
+    /// `<account>/<region>/<principal ARN>` → a pull-time update exclusion.
+    PullTimeExclusions,
+    /// `<account>/<region>` → the registry's signing configuration.
+    SigningConfigurations,
+    /// `<signing profile ARN>` → the profile's local key and certificate.
+    SigningKeys,
+    /// `<account>/<region>/<repository>@<digest>` → the image's signing
+    /// status per signing profile.
+    SigningStatuses,
+    /// `<queued-at, hex nanoseconds>-<uuid>` → an image push waiting to be
+    /// signed (written in the push's own transaction).
+    SigningQueue,
 }
 
 impl Table {
@@ -87,6 +99,11 @@ impl Table {
         Table::ImageScans,
         Table::ScanFindings,
         Table::ImageInventories,
+        Table::PullTimeExclusions,
+        Table::SigningConfigurations,
+        Table::SigningKeys,
+        Table::SigningStatuses,
+        Table::SigningQueue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +126,11 @@ impl Table {
             Table::ImageScans => "image_scans",
             Table::ScanFindings => "scan_findings",
             Table::ImageInventories => "image_inventories",
+            Table::PullTimeExclusions => "pull_time_exclusions",
+            Table::SigningConfigurations => "signing_configurations",
+            Table::SigningKeys => "signing_keys",
+            Table::SigningStatuses => "signing_statuses",
+            Table::SigningQueue => "signing_queue",
         }
     }
 }

@@ -114,7 +114,10 @@ pub async fn batch_get_image(
         .collect();
     // acceptedMediaTypes: ECR answers with the manifest as stored when it
     // cannot convert it to an accepted type, and ecrd never converts.
-    let (found, failures) = ctx.app.ecr.batch_get_images(&scope, &repo, &ids)?;
+    let (found, failures) =
+        ctx.app
+            .ecr
+            .batch_get_images(&scope, &repo, &ids, &ctx.caller.principal_arn)?;
     Ok(BatchGetImageResponse {
         images: Some(
             found

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod exclusions;
 pub mod images;
 pub mod layers;
 pub mod lifecycle;
@@ -11,6 +12,7 @@ pub mod policies;
 pub mod replication;
 pub mod repositories;
 pub mod scanning;
+pub mod signing;
 pub mod templates;
 
 use super::error::ApiError;
@@ -99,6 +101,23 @@ pub async fn dispatch(operation: Operation, ctx: Ctx, body: &[u8]) -> Result<Vec
         Op::StartImageScan => call(ctx, body, scanning::start_image_scan).await,
         Op::DescribeImageScanFindings => {
             call(ctx, body, scanning::describe_image_scan_findings).await
+        }
+        Op::RegisterPullTimeUpdateExclusion => {
+            call(ctx, body, exclusions::register_pull_time_update_exclusion).await
+        }
+        Op::DeregisterPullTimeUpdateExclusion => {
+            call(ctx, body, exclusions::deregister_pull_time_update_exclusion).await
+        }
+        Op::ListPullTimeUpdateExclusions => {
+            call(ctx, body, exclusions::list_pull_time_update_exclusions).await
+        }
+        Op::PutSigningConfiguration => call(ctx, body, signing::put_signing_configuration).await,
+        Op::GetSigningConfiguration => call(ctx, body, signing::get_signing_configuration).await,
+        Op::DeleteSigningConfiguration => {
+            call(ctx, body, signing::delete_signing_configuration).await
+        }
+        Op::DescribeImageSigningStatus => {
+            call(ctx, body, signing::describe_image_signing_status).await
         }
         other => Err(ApiError::not_implemented(other.name())),
     }
