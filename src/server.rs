@@ -17,6 +17,10 @@
 //!   (a finished scan marked as injected; see `ecr::scans`);
 //! - `POST /_ecrd/vuln-db/reload`: checks `--vuln-db` for changed data now,
 //!   loads it and rescans continuous images;
+//! - `GET /_ecrd/signing/certificate?signingProfileArn=<arn>`: the PEM
+//!   certificate of the signing profile's local key, against which managed
+//!   signing's signatures verify (`ecr::signing`);
+//! - `POST /_ecrd/signing/run`: signs every queued image now;
 //! - `POST /moto-api/reset` and `GET /_localstack/health`: the conventions
 //!   existing test harnesses already call.
 //!
@@ -50,6 +54,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_ecrd/replication/run", post(run_replication))
         .route("/_ecrd/scan-findings", post(inject_scan_findings))
         .route("/_ecrd/vuln-db/reload", post(reload_vuln_db))
+        .route("/_ecrd/signing/certificate", get(signing_certificate))
+        .route("/_ecrd/signing/run", post(run_signing))
         .route("/moto-api/reset", post(reset))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -170,6 +176,60 @@ async fn health(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "uptimeSeconds": app.started.elapsed().as_secs_f64(),
         "backend": app.ecr.store.backend(),
     }))
+}
+
+/// `GET /_ecrd/signing/certificate`'s query.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CertificateQuery {
+    signing_profile_arn: String,
+}
+
+async fn signing_certificate(
+    State(app): State<Arc<AppState>>,
+    query: Result<axum::extract::Query<CertificateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(query)) = query else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "the query must name signingProfileArn"})),
+        )
+            .into_response();
+    };
+    let ecr = app.ecr.clone();
+    let arn = query.signing_profile_arn;
+    match tokio::task::spawn_blocking(move || ecr.signing_certificate(&arn)).await {
+        Ok(Ok(pem)) => (
+            StatusCode::OK,
+            [("content-type", "application/x-pem-file")],
+            pem,
+        )
+            .into_response(),
+        Ok(Err(e)) if e.kind == crate::ecr::error::ErrorKind::InvalidParameter => {
+            (StatusCode::BAD_REQUEST, Json(json!({"error": e.message}))).into_response()
+        }
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.message})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn run_signing(State(app): State<Arc<AppState>>) -> Response {
+    match app.ecr.run_signing().await {
+        Ok(signed) => Json(json!({"signed": signed})).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.message})),
+        )
+            .into_response(),
+    }
 }
 
 async fn localstack_health() -> Json<serde_json::Value> {
@@ -445,6 +505,10 @@ impl Server {
                 background_stopped.clone(),
             ))
         });
+        let signing = tokio::spawn(crate::ecr::signing::run_worker(
+            self.state.ecr.clone(),
+            background_stopped.clone(),
+        ));
         let scans = tokio::spawn(crate::ecr::scan_runs::run(
             self.state.ecr.clone(),
             std::time::Duration::from_secs(self.state.config.vuln_db_refresh),
@@ -464,6 +528,7 @@ impl Server {
         // blocking step of theirs outlives this either.
         let _ = stop_background.send(true);
         let _ = scans.await;
+        let _ = signing.await;
         if let Some(replication) = replication {
             let _ = replication.await;
         }

@@ -512,7 +512,7 @@ async fn preview_then_run_acts_on_exactly_the_previewed_images() {
                 &scope(),
                 &name("app"),
                 &Reference::Tag("old-1".into()),
-                false,
+                None,
             )
             .unwrap();
         assert_eq!(archived.status, "ARCHIVED");
@@ -688,8 +688,14 @@ async fn archive_and_restore() {
             }),
         )
         .await;
-        let pull =
-            |tag: &str| domain.get_image(&scope(), &name("app"), &Reference::Tag(tag.into()), true);
+        let pull = |tag: &str| {
+            domain.get_image(
+                &scope(),
+                &name("app"),
+                &Reference::Tag(tag.into()),
+                Some("arn:aws:iam::000000000000:root"),
+            )
+        };
         pull("v1").unwrap();
 
         // A lifecycle rule archives v1 two days later; the index stays put.
@@ -715,7 +721,7 @@ async fn archive_and_restore() {
             .unwrap();
 
         let image = domain
-            .get_image(&scope(), &name("app"), &Reference::Tag("v1".into()), false)
+            .get_image(&scope(), &name("app"), &Reference::Tag("v1".into()), None)
             .unwrap();
         assert_eq!(image.status, "ARCHIVED");
         let err = pull("v1").unwrap_err();

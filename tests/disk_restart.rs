@@ -197,7 +197,7 @@ async fn state_survives_a_restart() {
     let image = server
         .state
         .ecr
-        .get_image(&scope(), &app, &Reference::parse("v1").unwrap(), false)
+        .get_image(&scope(), &app, &Reference::parse("v1").unwrap(), None)
         .unwrap();
     assert_eq!(format!("{image:?}"), format!("{:?}", pushed.image));
     assert_eq!(

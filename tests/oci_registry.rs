@@ -1111,7 +1111,7 @@ async fn pulls_are_recorded_by_get_not_head() {
             reg.server
                 .state
                 .ecr
-                .get_image(&reg.scope(), &repo, &tag, false)
+                .get_image(&reg.scope(), &repo, &tag, None)
                 .unwrap()
                 .last_pulled_ms
         };

@@ -923,7 +923,7 @@ fn image_facts(
     let mut children_stored = Vec::new();
     for child in &described.image.children {
         if ecr
-            .get_image(scope, name, &Reference::Digest(child.clone()), false)
+            .get_image(scope, name, &Reference::Digest(child.clone()), None)
             .is_ok()
         {
             children_stored.push(child.to_string());

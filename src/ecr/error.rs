@@ -58,6 +58,9 @@ pub enum ErrorKind {
     UnableToDecryptSecretValue,
     UnableToGetUpstreamImage,
     UnableToGetUpstreamLayer,
+    ExclusionAlreadyExists,
+    ExclusionNotFound,
+    SigningConfigurationNotFound,
 }
 
 impl ErrorKind {
@@ -112,6 +115,9 @@ impl ErrorKind {
             ErrorKind::UnableToDecryptSecretValue => "UnableToDecryptSecretValueException",
             ErrorKind::UnableToGetUpstreamImage => "UnableToGetUpstreamImageException",
             ErrorKind::UnableToGetUpstreamLayer => "UnableToGetUpstreamLayerException",
+            ErrorKind::ExclusionAlreadyExists => "ExclusionAlreadyExistsException",
+            ErrorKind::ExclusionNotFound => "ExclusionNotFoundException",
+            ErrorKind::SigningConfigurationNotFound => "SigningConfigurationNotFoundException",
         }
     }
 
@@ -159,6 +165,9 @@ impl ErrorKind {
         ErrorKind::UnableToDecryptSecretValue,
         ErrorKind::UnableToGetUpstreamImage,
         ErrorKind::UnableToGetUpstreamLayer,
+        ErrorKind::ExclusionAlreadyExists,
+        ErrorKind::ExclusionNotFound,
+        ErrorKind::SigningConfigurationNotFound,
     ];
 }
 

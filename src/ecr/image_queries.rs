@@ -641,16 +641,19 @@ impl Ecr {
     }
 
     /// BatchGetImage: the images named, and a failure for each that cannot
-    /// be resolved. Records a pull of every image returned.
+    /// be resolved. Records a pull of every image returned, unless the
+    /// registry excludes `puller` from pull-time updates (`exclusions`).
     pub fn batch_get_images(
         &self,
         scope: &Scope,
         repo: &RepositoryName,
         ids: &[ImageId],
+        puller: &str,
     ) -> EcrResult<(Vec<FoundImage>, Vec<ImageFailure>)> {
         let mut tx = self.store.write()?;
         get_repository(&*tx, scope, repo)?;
         let now = now_ms(self);
+        let records_pull = !super::exclusions::is_excluded(&*tx, scope, puller)?;
         let mut found = Vec::new();
         let mut failures = Vec::new();
         let mut pulled: HashSet<Digest> = HashSet::new();
@@ -674,7 +677,7 @@ impl Ecr {
                     })
                 }
                 Ok(mut image) => {
-                    if pulled.insert(image.digest.clone()) {
+                    if records_pull && pulled.insert(image.digest.clone()) {
                         image.last_pulled_ms = Some(now);
                         save(
                             &mut *tx,

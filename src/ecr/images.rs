@@ -132,6 +132,8 @@ pub enum Origin {
     /// replicated, and an index may be stored before its children (each
     /// is fetched when a client asks for it).
     PullThroughCache,
+    /// A signature made by managed signing (`signing`).
+    Signing,
 }
 
 /// The outcome of a manifest push.
@@ -600,6 +602,11 @@ impl Ecr {
             save(&mut *tx, Table::Images, &key, &image)?;
             if is_new {
                 scan = self.scan_on_push_in(&mut *tx, scope, &repository, &image)?;
+                // Managed signing (ecr::signing): queued with the push, so
+                // an acknowledged push is always signed.
+                if origin == Origin::Push {
+                    self.enqueue_signing(&mut *tx, scope, repo, &image)?;
+                }
             }
             if let Some(subject) = &parsed.subject {
                 let descriptor = Descriptor {
@@ -678,14 +685,16 @@ impl Ecr {
         Ok(())
     }
 
-    /// Resolves a reference to its image. `record_pull` updates
-    /// lastRecordedPullTime, as ECR does for a manifest GET (not HEAD).
+    /// Resolves a reference to its image. `pulled_by` names the principal
+    /// of a pull (a manifest GET, not HEAD), which updates
+    /// lastRecordedPullTime unless the registry excludes that principal
+    /// (`exclusions`).
     pub fn get_image(
         &self,
         scope: &Scope,
         repo: &RepositoryName,
         reference: &Reference,
-        record_pull: bool,
+        pulled_by: Option<&str>,
     ) -> EcrResult<ImageRecord> {
         let not_found = || {
             EcrError::new(
@@ -711,16 +720,19 @@ impl Ecr {
             };
             load(tx, Table::Images, &image_key(scope, repo.as_str(), &digest))
         };
-        if !record_pull {
+        let Some(puller) = pulled_by else {
             let tx = self.store.read()?;
             let mut image = load_image(&*tx)?.ok_or_else(not_found)?;
             super::lifecycle_runs::resolve_storage(&mut image, now_ms(self));
             return Ok(image);
-        }
+        };
         let mut tx = self.store.write()?;
         let mut image = load_image(&*tx)?.ok_or_else(not_found)?;
         // Archived (or still restoring) images cannot be pulled.
         super::lifecycle_runs::ensure_pullable(&mut image, now_ms(self), scope, repo, reference)?;
+        if super::exclusions::is_excluded(&*tx, scope, puller)? {
+            return Ok(image);
+        }
         image.last_pulled_ms = Some(now_ms(self));
         save(
             &mut *tx,
@@ -921,6 +933,7 @@ impl Ecr {
             (Table::ImageScans, format!("{base}@")),
             (Table::ScanFindings, format!("{base}@")),
             (Table::ImageInventories, format!("{base}@")),
+            (Table::SigningStatuses, format!("{base}@")),
         ] {
             loop {
                 let page = tx.scan(table, &prefix, None, 1000)?;

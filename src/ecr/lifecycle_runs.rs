@@ -1358,7 +1358,14 @@ mod tests {
             kind("ARCHIVE", "v1"),
             ErrorKind::ImageStorageClassUpdateNotSupported
         );
-        let pull = |ecr: &Ecr| ecr.get_image(&scope(), &r, &Reference::Tag("v1".into()), true);
+        let pull = |ecr: &Ecr| {
+            ecr.get_image(
+                &scope(),
+                &r,
+                &Reference::Tag("v1".into()),
+                Some("arn:aws:iam::000000000000:root"),
+            )
+        };
         assert_eq!(pull(&ecr).unwrap_err().kind, ErrorKind::ImageArchived);
         let restoring = ecr
             .update_image_storage_class(&scope(), "app", None, Some("v1"), "STANDARD")

@@ -10,6 +10,7 @@ pub(crate) mod background;
 pub mod caller;
 pub mod clock;
 pub mod error;
+pub mod exclusions;
 pub mod gc;
 pub mod image_queries;
 pub mod images;
@@ -28,6 +29,7 @@ pub mod scan_runs;
 pub mod scanning;
 pub mod scans;
 pub mod settings;
+pub mod signing;
 pub mod templates;
 pub mod upload_limits;
 
@@ -54,6 +56,11 @@ pub struct Ecr {
     pub(crate) policies: authorize::PolicyCache,
     /// Wakes the replication worker when a push queues work.
     pub(crate) replication_wakeup: tokio::sync::Notify,
+    /// Wakes the signing worker when a push queues work.
+    pub(crate) signing_wakeup: tokio::sync::Notify,
+    /// One signing run at a time (the worker, or `/_ecrd/signing/run`), so
+    /// no queued image is signed twice.
+    pub(crate) signing_run: tokio::sync::Mutex<()>,
     /// The scan queue and the vulnerability data (`scan_runs`).
     pub scanner: scan_runs::Scanner,
     /// What the background tasks last did (for the console).
@@ -80,6 +87,8 @@ impl Ecr {
             collection: tokio::sync::RwLock::new(()),
             policies: authorize::PolicyCache::default(),
             replication_wakeup: tokio::sync::Notify::new(),
+            signing_wakeup: tokio::sync::Notify::new(),
+            signing_run: tokio::sync::Mutex::new(()),
             scanner: scan_runs::Scanner::default(),
             tasks: overview::TaskLog::default(),
             upstreams: Default::default(),

@@ -492,7 +492,7 @@ impl Ecr {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> EcrResult<(ImageRecord, Vec<DestinationStatus>)> {
-        let image = self.get_image(scope, repo, reference, false)?;
+        let image = self.get_image(scope, repo, reference, None)?;
         let tx = self.store.read()?;
         let status: Option<ReplicationStatusRecord> = load(
             &*tx,

@@ -226,6 +226,9 @@ impl From<EcrError> for OciError {
             | ErrorKind::SecretNotFound
             | ErrorKind::UnableToAccessSecret
             | ErrorKind::UnableToDecryptSecretValue
+            | ErrorKind::ExclusionAlreadyExists
+            | ErrorKind::ExclusionNotFound
+            | ErrorKind::SigningConfigurationNotFound
             | ErrorKind::ScanNotFound => (S::BAD_REQUEST, "DENIED"),
             // A pull through the cache whose upstream cannot give the
             // content (down, refusing, or not having it): nothing to serve.

@@ -68,7 +68,7 @@ pub async fn get(
     let ecr = &ctx.app.ecr;
     ecr.pull_through_manifest(&ctx.caller, &ctx.scope, &repo, &reference)
         .await?;
-    let mut image = ecr.get_image(&ctx.scope, &repo, &reference, false)?;
+    let mut image = ecr.get_image(&ctx.scope, &repo, &reference, None)?;
     if let Reference::Tag(tag) = &reference {
         if !acceptable(&accepted(headers), &image.media_type) {
             return Err(OciError::manifest_unknown(format!(
@@ -79,7 +79,12 @@ pub async fn get(
     }
     if !head {
         // The pull is recorded only once the client is sure to get the image.
-        image = ecr.get_image(&ctx.scope, &repo, &Reference::Digest(image.digest), true)?;
+        image = ecr.get_image(
+            &ctx.scope,
+            &repo,
+            &Reference::Digest(image.digest),
+            Some(&ctx.caller.principal_arn),
+        )?;
     }
     let length = image.manifest.len();
     let body = if head {

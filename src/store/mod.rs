@@ -70,6 +70,18 @@ pub enum Table {
     /// `<account>/<region>/<repository>:<tag>` → when the cached tag was
     /// last checked against its upstream (ecrd's clock, milliseconds).
     UpstreamTagChecks,
+    /// `<account>/<region>/<principal ARN>` → a pull-time update exclusion.
+    PullTimeExclusions,
+    /// `<account>/<region>` → the registry's signing configuration.
+    SigningConfigurations,
+    /// `<signing profile ARN>` → the profile's local key and certificate.
+    SigningKeys,
+    /// `<account>/<region>/<repository>@<digest>` → the image's signing
+    /// status per signing profile.
+    SigningStatuses,
+    /// `<queued-at, hex nanoseconds>-<uuid>` → an image push waiting to be
+    /// signed (written in the push's own transaction).
+    SigningQueue,
 }
 
 impl Table {
@@ -94,6 +106,11 @@ impl Table {
         Table::ImageInventories,
         Table::PullThroughCacheRules,
         Table::UpstreamTagChecks,
+        Table::PullTimeExclusions,
+        Table::SigningConfigurations,
+        Table::SigningKeys,
+        Table::SigningStatuses,
+        Table::SigningQueue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -118,6 +135,11 @@ impl Table {
             Table::ImageInventories => "image_inventories",
             Table::PullThroughCacheRules => "pull_through_cache_rules",
             Table::UpstreamTagChecks => "upstream_tag_checks",
+            Table::PullTimeExclusions => "pull_time_exclusions",
+            Table::SigningConfigurations => "signing_configurations",
+            Table::SigningKeys => "signing_keys",
+            Table::SigningStatuses => "signing_statuses",
+            Table::SigningQueue => "signing_queue",
         }
     }
 }

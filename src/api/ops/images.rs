@@ -135,12 +135,17 @@ pub async fn batch_get_image(
     }
     // acceptedMediaTypes: ECR answers with the manifest as stored when it
     // cannot convert it to an accepted type, and ecrd never converts.
-    let (found, failures) = match ctx.app.ecr.batch_get_images(&scope, &repo, &ids) {
-        Err(e) if e.kind == crate::ecr::error::ErrorKind::RepositoryNotFound => {
-            return Err(upstream_failure.unwrap_or(e))
-        }
-        other => other?,
-    };
+    let (found, failures) =
+        match ctx
+            .app
+            .ecr
+            .batch_get_images(&scope, &repo, &ids, &ctx.caller.principal_arn)
+        {
+            Err(e) if e.kind == crate::ecr::error::ErrorKind::RepositoryNotFound => {
+                return Err(upstream_failure.unwrap_or(e))
+            }
+            other => other?,
+        };
     Ok(BatchGetImageResponse {
         images: Some(
             found

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod exclusions;
 pub mod images;
 pub mod layers;
 pub mod lifecycle;
@@ -12,6 +13,7 @@ pub mod pull_through_cache;
 pub mod replication;
 pub mod repositories;
 pub mod scanning;
+pub mod signing;
 pub mod templates;
 
 use super::error::ApiError;
@@ -141,6 +143,22 @@ pub async fn dispatch(operation: Operation, ctx: Ctx, body: &[u8]) -> Result<Vec
             )
             .await
         }
-        other => Err(ApiError::not_implemented(other.name())),
+        Op::RegisterPullTimeUpdateExclusion => {
+            call(ctx, body, exclusions::register_pull_time_update_exclusion).await
+        }
+        Op::DeregisterPullTimeUpdateExclusion => {
+            call(ctx, body, exclusions::deregister_pull_time_update_exclusion).await
+        }
+        Op::ListPullTimeUpdateExclusions => {
+            call(ctx, body, exclusions::list_pull_time_update_exclusions).await
+        }
+        Op::PutSigningConfiguration => call(ctx, body, signing::put_signing_configuration).await,
+        Op::GetSigningConfiguration => call(ctx, body, signing::get_signing_configuration).await,
+        Op::DeleteSigningConfiguration => {
+            call(ctx, body, signing::delete_signing_configuration).await
+        }
+        Op::DescribeImageSigningStatus => {
+            call(ctx, body, signing::describe_image_signing_status).await
+        }
     }
 }
