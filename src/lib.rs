@@ -10,12 +10,14 @@ pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod ecr;
+pub mod health_check;
 pub mod listener;
 pub mod oci;
 pub mod server;
 pub mod state;
 pub mod store;
 pub mod sts;
+pub mod tls;
 
 pub use config::ServeConfig;
 pub use server::{router, Server};
