@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{api_call, api_call_via, upload_layer, Backend, TestServer, BACKENDS};
+use common::{api_call, api_call_via, push_image, Backend, TestServer, BACKENDS};
 
 async fn tls_server(backend: Backend) -> TestServer {
     TestServer::start_with(backend, |c| c.tls = true).await
@@ -83,7 +83,9 @@ async fn proxy_endpoint_is_https_and_download_urls_follow_the_connection() {
             .send()
             .await
             .unwrap();
-        let digest = upload_layer(&ecr, None, "dl", b"layer bytes for the download url").await;
+        push_image(&ecr, "dl", "tls", "v1").await;
+        let layer = "layer of tls".repeat(10);
+        let digest = common::sha256_digest(layer.as_bytes());
         let (status, token, _) = api_call(&server.url, "GetAuthorizationToken", "{}").await;
         assert_eq!(status, 200);
         assert_eq!(
@@ -116,10 +118,7 @@ async fn proxy_endpoint_is_https_and_download_urls_follow_the_connection() {
         // Each URL works on its own transport.
         let bytes = https.get(&secure_url).send().await.unwrap();
         assert_eq!(bytes.status(), 200);
-        assert_eq!(
-            bytes.bytes().await.unwrap().as_ref(),
-            b"layer bytes for the download url"
-        );
+        assert_eq!(bytes.bytes().await.unwrap().as_ref(), layer.as_bytes());
         let bytes = server.http().get(&plain_url).send().await.unwrap();
         assert_eq!(bytes.status(), 200);
     }
