@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the ECR API and the registry on one port.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Exit 0 when a running ecrd answers its health endpoint with 200,
     /// 1 otherwise (for a container HEALTHCHECK: needs no shell or curl).
     Health(HealthArgs),
@@ -93,7 +93,7 @@ async fn shutdown_signal() {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let config = match cli.command {
-        Command::Serve(config) => config,
+        Command::Serve(config) => *config,
         Command::Health(args) => return health(args),
     };
     let _log_guard = init_logging(config.log_format);
