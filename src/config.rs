@@ -26,7 +26,8 @@ pub enum AuthMode {
 /// Flags of `ecrd serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// Address to listen on.
+    /// Address to listen on (`0.0.0.0` for every interface, as in a
+    /// container).
     #[arg(long, env = "ECRD_HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
 
@@ -189,9 +190,29 @@ pub struct ServeConfig {
     #[arg(long = "upstream", env = "ECRD_UPSTREAMS", value_delimiter = ',')]
     pub upstreams: Vec<String>,
 
-    /// Log format.
+    /// Log format: `text` (coloured only when stderr is a terminal) or
+    /// `json` (one object per line).
     #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Also serve HTTPS on the same port (plain HTTP keeps working: the
+    /// first byte of each connection tells them apart). Without
+    /// `--tls-cert`, ecrd makes a local CA and a certificate for
+    /// `localhost`, `127.0.0.1`, the registry host and ECR's host names,
+    /// kept in `DIR/tls/` with `--data-dir` (else in a temporary
+    /// directory); the CA's path is printed at start.
+    #[arg(long, env = "ECRD_TLS", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub tls: bool,
+
+    /// Serve HTTPS with this PEM certificate chain (leaf first) instead of
+    /// a generated one; needs `--tls-key` and implies `--tls`.
+    #[arg(long, env = "ECRD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "ECRD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// How request logs are written.
@@ -235,6 +256,9 @@ impl ServeConfig {
             max_connections: 1024,
             secrets_file: None,
             upstreams: Vec::new(),
+            tls: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

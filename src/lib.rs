@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod digest;
 pub mod ecr;
+pub mod health_check;
 pub mod listener;
 pub mod oci;
 pub mod request_log;
@@ -19,6 +20,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod sts;
+pub mod tls;
 pub mod upstream;
 
 pub use config::ServeConfig;

@@ -14,12 +14,20 @@
 //!   at once; further ones wait in the kernel's backlog (not accepted) until
 //!   one closes, and a warning says so (at most once a minute).
 //!
+//! - **TLS on the same port** (`--tls`): the first byte of each accepted
+//!   connection decides. `0x16` opens a TLS handshake record (RFC 8446
+//!   §5.1, content type `handshake`); no HTTP/1 request starts with it, so
+//!   such a connection is handed to rustls and every other is served as
+//!   plain HTTP, as LocalStack does on its one port. The handshake shares
+//!   the header timeout. Every request carries a [`Transport`] saying
+//!   which it came over.
+//!
 //! There is no body deadline: a 10 GB layer push over loopback is one long
 //! request whose bytes keep flowing, and only headers and idleness are timed.
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,7 +40,39 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
+
+/// The first byte of a TLS connection: a handshake record's content type.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// How a request reached ecrd: the peer's address and whether its
+/// connection is TLS. The accept loop puts one in every request's
+/// extensions; the adapters hand it to the caller they build
+/// (`aws:SourceIp`, `aws:SecureTransport`, the scheme of URLs a client
+/// must fetch).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transport {
+    pub source_ip: Option<IpAddr>,
+    /// The connection is TLS.
+    pub secure: bool,
+}
+
+impl Transport {
+    /// The transport a request's extensions record; without one (a router
+    /// driven directly, as some tests do), plain HTTP from an unknown peer.
+    pub fn of(extensions: &http::Extensions) -> Transport {
+        extensions
+            .get::<Transport>()
+            .copied()
+            .unwrap_or_else(|| Transport {
+                source_ip: extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip()),
+                secure: false,
+            })
+    }
+}
 
 /// The bounds the accept loop applies.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +96,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let all = limits.max_connections.max(1);
@@ -104,8 +145,9 @@ pub async fn serve(
         };
         let app = app.clone();
         let stopping = stopping.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, app, limits, stopping).await;
+            serve_connection(stream, peer, app, limits, tls, stopping).await;
             drop(slot);
         });
     }
@@ -122,16 +164,68 @@ async fn serve_connection(
     peer: SocketAddr,
     app: Router,
     limits: Limits,
-    mut stopping: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+    stopping: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Tracked {
+    let tracked = Tracked {
         inner: stream,
         activity: activity.clone(),
-    });
+    };
+    let Some(tls) = tls else {
+        return serve_http(tracked, peer, false, app, limits, activity, stopping).await;
+    };
+    // Waiting for the first byte is waiting for a request header: the same
+    // limit applies, and a connection that never speaks is closed.
+    let mut first = [0u8; 1];
+    let peeked = match limits.header_timeout {
+        Some(limit) => tokio::time::timeout(limit, tracked.inner.peek(&mut first))
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
+        None => tracked.inner.peek(&mut first).await,
+    };
+    match peeked {
+        Ok(1..) if first[0] == TLS_HANDSHAKE => {}
+        Ok(1..) => return serve_http(tracked, peer, false, app, limits, activity, stopping).await,
+        Ok(_) | Err(_) => return,
+    }
+    let handshake = tls.accept(tracked);
+    let accepted = match limits.header_timeout {
+        Some(limit) => match tokio::time::timeout(limit, handshake).await {
+            Ok(accepted) => accepted,
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        None => handshake.await,
+    };
+    match accepted {
+        Ok(stream) => serve_http(stream, peer, true, app, limits, activity, stopping).await,
+        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+    }
+}
+
+async fn serve_http<S>(
+    stream: S,
+    peer: SocketAddr,
+    secure: bool,
+    app: Router,
+    limits: Limits,
+    activity: Arc<Activity>,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
+    let transport = Transport {
+        source_ip: Some(peer.ip()),
+        secure,
+    };
     let requests = activity.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(transport);
         let app = app.clone();
         let in_flight = InFlight::start(requests.clone());
         async move {
@@ -235,7 +329,8 @@ impl Drop for InFlight {
     }
 }
 
-/// A stream that records when bytes last moved.
+/// A TCP stream that records when bytes last moved (below TLS, so a
+/// handshake and encrypted traffic count too).
 struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,

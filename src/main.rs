@@ -1,4 +1,5 @@
-//! The `ecrd` command line: `ecrd serve [flags]`.
+//! The `ecrd` command line: `ecrd serve [flags]`, and `ecrd health` (a
+//! container's HEALTHCHECK).
 
 use clap::{Parser, Subcommand};
 use ecrd::config::{LogFormat, ServeConfig};
@@ -15,7 +16,36 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the ECR API and the registry on one port.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
+    /// Exit 0 when a running ecrd answers its health endpoint with 200,
+    /// 1 otherwise (for a container HEALTHCHECK: needs no shell or curl).
+    Health(HealthArgs),
+}
+
+#[derive(clap::Args)]
+struct HealthArgs {
+    /// The health endpoint to ask (plain HTTP; a `--tls` port answers it
+    /// too). Default: `http://127.0.0.1:<ECRD_PORT or 4566>/_ecrd/health`.
+    #[arg(long, env = "ECRD_HEALTH_URL")]
+    url: Option<String>,
+
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+}
+
+fn health(args: HealthArgs) -> std::process::ExitCode {
+    let url = args.url.unwrap_or_else(|| {
+        let port = std::env::var("ECRD_PORT").unwrap_or_else(|_| "4566".to_string());
+        format!("http://127.0.0.1:{port}/_ecrd/health")
+    });
+    match ecrd::health_check::check(&url, std::time::Duration::from_secs(args.timeout.max(1))) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ecrd health: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Request logs go through a background writer thread, so a slow terminal
@@ -23,9 +53,13 @@ enum Command {
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_env("ECRD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    // Colour codes only for a person at a terminal, never into a file, a
+    // pipe or a container's log.
+    use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
         .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -58,7 +92,10 @@ async fn shutdown_signal() {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let Command::Serve(config) = cli.command;
+    let config = match cli.command {
+        Command::Serve(config) => *config,
+        Command::Health(args) => return health(args),
+    };
     let _log_guard = init_logging(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -79,8 +116,14 @@ fn main() -> std::process::ExitCode {
             }
         };
         match server.local_addr() {
-            Ok(addr) => tracing::info!(%addr, backend = server.state().ecr.store.backend(), "ecrd listening"),
+            Ok(addr) => tracing::info!(%addr, backend = server.state().ecr.store.backend(), tls = server.serves_tls(), "ecrd listening"),
             Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),
+        }
+        if let Some(ca) = server.tls_ca_path() {
+            tracing::info!(
+                ca = %ca.display(),
+                "TLS: trust this CA (AWS_CA_BUNDLE, aws --ca-bundle, /etc/docker/certs.d/<host:port>/ca.crt, or the system store)"
+            );
         }
         if let Err(e) = server.run(shutdown_signal()).await {
             eprintln!("ecrd: {e}");

@@ -453,6 +453,38 @@ async fn not_found() -> Response {
 pub struct Server {
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<crate::tls::Tls>,
+}
+
+/// Where TLS comes from for a configuration, if it asks for TLS at all.
+fn tls_source(config: &ServeConfig, port: u16, state: &AppState) -> Option<crate::tls::Source> {
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        return Some(crate::tls::Source::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    if !config.tls {
+        return None;
+    }
+    let dir = match &config.data_dir {
+        Some(data_dir) => data_dir.join("tls"),
+        // Per process: a shared, predictable directory in /tmp could hold
+        // a CA someone else planted.
+        None => std::env::temp_dir().join(format!(
+            "ecrd-tls-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        )),
+    };
+    let template = config
+        .registry_host
+        .clone()
+        .unwrap_or_else(|| "localhost:{port}".to_string())
+        .replace("{port}", &port.to_string());
+    let accounts = state.credentials.accounts();
+    let names = crate::tls::leaf_names(&template, accounts.iter().map(|a| a.as_str()));
+    Some(crate::tls::Source::Generated { dir, names })
 }
 
 impl Server {
@@ -466,8 +498,27 @@ impl Server {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(config.port);
-        let state = Arc::new(AppState::new(config, port)?);
-        Ok(Server { listener, state })
+        let state = AppState::new(config, port)?;
+        let tls = match tls_source(&state.config, port, &state) {
+            Some(source) => Some(crate::tls::Tls::prepare(&source)?),
+            None => None,
+        };
+        Ok(Server {
+            listener,
+            state: Arc::new(state),
+            tls,
+        })
+    }
+
+    /// Whether the server answers TLS (besides plain HTTP).
+    pub fn serves_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The generated CA's certificate, for clients to trust (`None`
+    /// without TLS or with `--tls-cert`).
+    pub fn tls_ca_path(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().and_then(|t| t.ca_path.as_deref())
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -521,7 +572,8 @@ impl Server {
             max_connections: self.state.config.max_connections,
         };
         let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
-        let served = crate::listener::serve(self.listener, app, limits, shutdown).await;
+        let acceptor = self.tls.map(|t| t.acceptor);
+        let served = crate::listener::serve(self.listener, app, limits, acceptor, shutdown).await;
         // Wait for the background tasks to end, not just ask them to: each
         // holds the domain (and so a data directory's lock) until dropped.
         // The scanner and the replication worker stop between steps, so no

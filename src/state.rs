@@ -16,6 +16,7 @@ use crate::ecr::clock::Clock;
 use crate::ecr::names::{AccountId, Region};
 use crate::ecr::upload_limits::UploadLimits;
 use crate::ecr::Ecr;
+use crate::listener::Transport;
 use crate::store::blobs::BlobStore;
 use crate::store::disk::{DataDir, DiskStore};
 use crate::store::disk_blobs::DiskBlobStore;
@@ -51,6 +52,8 @@ pub enum StartError {
     Upstreams(String),
     #[error("--vuln-db: {0}")]
     VulnDb(String),
+    #[error("--tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -143,7 +146,7 @@ impl AppState {
         &self,
         access_key_id: &str,
         region: Region,
-        source_ip: Option<std::net::IpAddr>,
+        transport: Transport,
     ) -> Caller {
         match self.credentials.get(access_key_id) {
             Some(c) => Caller {
@@ -152,8 +155,8 @@ impl AppState {
                 principal_arn: c.principal_arn.clone(),
                 user_id: c.user_id(),
                 access_key_id: access_key_id.to_string(),
-                source_ip,
-                secure_transport: false,
+                source_ip: transport.source_ip,
+                secure_transport: transport.secure,
                 tags: c.tags.clone(),
                 identity_policy: c.identity_policy.clone(),
             },
@@ -166,8 +169,8 @@ impl AppState {
                     account,
                     region,
                     access_key_id: access_key_id.to_string(),
-                    source_ip,
-                    secure_transport: false,
+                    source_ip: transport.source_ip,
+                    secure_transport: transport.secure,
                     tags: Default::default(),
                     identity_policy: None,
                 }
@@ -177,11 +180,7 @@ impl AppState {
 
     /// The caller a verified registry password names: its principal, with
     /// the tags and identity policy its credential carries now.
-    pub fn caller_for_token(
-        &self,
-        claims: &TokenClaims,
-        source_ip: Option<std::net::IpAddr>,
-    ) -> Caller {
+    pub fn caller_for_token(&self, claims: &TokenClaims, transport: Transport) -> Caller {
         let principal_arn = claims
             .principal_arn
             .clone()
@@ -196,8 +195,8 @@ impl AppState {
             user_id: user_id(&principal_arn, &claims.account),
             principal_arn,
             access_key_id: claims.access_key_id.clone(),
-            source_ip,
-            secure_transport: false,
+            source_ip: transport.source_ip,
+            secure_transport: transport.secure,
             tags: credential.map(|c| c.tags.clone()).unwrap_or_default(),
             identity_policy: credential.and_then(|c| c.identity_policy.clone()),
         }

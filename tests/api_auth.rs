@@ -291,7 +291,7 @@ async fn authorization_token_is_verifiable_and_expires_in_12_hours() {
         let data = &out.authorization_data()[0];
         assert_eq!(
             data.proxy_endpoint(),
-            Some("http://000000000000.dkr.ecr.us-east-1.amazonaws.com")
+            Some("https://000000000000.dkr.ecr.us-east-1.amazonaws.com")
         );
         let expires = data.expires_at().unwrap().secs();
         let now = SystemTime::now()

@@ -182,9 +182,6 @@ fn caller(
             "Credential should be scoped to a valid region. ",
         )
     })?;
-    let source_ip = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    Ok(app.caller_for_key(access_key_id, region, source_ip))
+    let transport = crate::listener::Transport::of(&parts.extensions);
+    Ok(app.caller_for_key(access_key_id, region, transport))
 }

@@ -178,6 +178,15 @@ impl CredentialTable {
         self.by_key.get(access_key_id)
     }
 
+    /// The accounts the table's credentials belong to, each once, in order.
+    pub fn accounts(&self) -> Vec<AccountId> {
+        let mut accounts: Vec<AccountId> =
+            self.by_key.values().map(|c| c.account.clone()).collect();
+        accounts.sort();
+        accounts.dedup();
+        accounts
+    }
+
     /// Adds the entries of a `KEY:SECRET:ACCOUNT[:PRINCIPAL_ARN][,...]` list.
     pub fn add_list(&mut self, list: &str) -> Result<(), CredentialError> {
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {

@@ -115,9 +115,21 @@ impl Ecr {
         format!("{}/{}", self.registry_host(scope), name)
     }
 
-    /// The registry's `proxyEndpoint`, as `docker login` takes it.
+    /// The registry's `proxyEndpoint`, as `docker login` takes it. ECR
+    /// always answers `https://<host>`, and clients depend on that form
+    /// (`docker-credential-ecr-login` rejects any other), whichever scheme
+    /// the call itself came in on.
     pub fn proxy_endpoint(&self, scope: &Scope) -> String {
-        format!("http://{}", self.registry_host(scope))
+        format!("https://{}", self.registry_host(scope))
+    }
+
+    /// The registry's base URL for something a client must fetch itself
+    /// (a layer download URL): the scheme ecrd serves on the caller's own
+    /// connection, so the URL works on the transport the client already
+    /// reached ecrd on.
+    pub fn fetch_base_url(&self, scope: &Scope, secure_transport: bool) -> String {
+        let scheme = if secure_transport { "https" } else { "http" };
+        format!("{scheme}://{}", self.registry_host(scope))
     }
 }
 

@@ -111,11 +111,8 @@ async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciResul
     let scope = auth::target_registry(request.headers(), &claims)?;
     tracing::Span::current().record("account", scope.account.as_str());
     tracing::Span::current().record("region", scope.region.as_str());
-    let source_ip = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    let caller = app.caller_for_token(&claims, source_ip);
+    let transport = crate::listener::Transport::of(request.extensions());
+    let caller = app.caller_for_token(&claims, transport);
     let (parts, body) = request.into_parts();
     let params = query(&parts.uri)?;
     authorize(&app, &caller, &scope, &route, &parts.method, &params)?;

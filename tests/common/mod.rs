@@ -34,6 +34,8 @@ impl Backend {
 pub struct TestServer {
     pub url: String,
     pub port: u16,
+    /// The generated CA of a server started with `--tls`.
+    pub tls_ca: Option<std::path::PathBuf>,
     pub state: Arc<AppState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -70,6 +72,7 @@ impl TestServer {
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr().unwrap();
         let state = server.state();
+        let tls_ca = server.tls_ca_path().map(|p| p.to_path_buf());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = rx.await;
@@ -77,6 +80,7 @@ impl TestServer {
         TestServer {
             url: format!("http://{addr}"),
             port: addr.port(),
+            tls_ca,
             state,
             shutdown: Some(tx),
             task: Some(task),
@@ -128,6 +132,22 @@ impl TestServer {
     pub fn http(&self) -> reqwest::Client {
         reqwest::Client::new()
     }
+
+    /// `https://localhost:<port>`, for a server started with `--tls`.
+    pub fn https_url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    /// A client that trusts the server's generated CA (and only it).
+    pub fn https(&self) -> reqwest::Client {
+        let ca = self.tls_ca.as_ref().expect("server started with --tls");
+        let pem = std::fs::read(ca).unwrap();
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap()
+    }
 }
 
 /// The error code and message of a failed SDK call.
@@ -164,8 +184,51 @@ pub async fn signed_post(
             format!("AmazonEC2ContainerRegistry_V20150921.{t}"),
         ));
     }
-    let builder = signed_builder(url, "ecr", headers, &body, key, secret, region, at);
+    let builder = signed_builder(
+        &reqwest::Client::new(),
+        url,
+        "ecr",
+        headers,
+        &body,
+        key,
+        secret,
+        region,
+        at,
+    );
     builder.body(body).send().await.unwrap()
+}
+
+/// An ECR operation signed with the default key and region, sent with
+/// `client` (e.g. over HTTPS with `TestServer::https`).
+pub async fn api_call_via(
+    client: &reqwest::Client,
+    url: &str,
+    target: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let headers = vec![
+        ("content-type".into(), "application/x-amz-json-1.1".into()),
+        (
+            "x-amz-target".into(),
+            format!("AmazonEC2ContainerRegistry_V20150921.{target}"),
+        ),
+    ];
+    let builder = signed_builder(
+        client,
+        url,
+        "ecr",
+        headers,
+        body.as_bytes(),
+        "test",
+        "test",
+        "us-east-1",
+        std::time::SystemTime::now(),
+    );
+    let response = builder.body(body.to_string()).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, json)
 }
 
 /// `signed_post` with the default key, region and the current time.
@@ -276,6 +339,7 @@ pub async fn signed_service_post(
 ) -> (u16, String) {
     let headers = vec![("content-type".to_string(), content_type.to_string())];
     let builder = signed_builder(
+        &reqwest::Client::new(),
         url,
         service,
         headers,
@@ -294,6 +358,7 @@ pub async fn signed_service_post(
 /// aws-sigv4 (the SDK's own signer) computes for `service` over `body`.
 #[allow(clippy::too_many_arguments)]
 fn signed_builder(
+    client: &reqwest::Client,
     url: &str,
     service: &str,
     headers: Vec<(String, String)>,
@@ -304,7 +369,7 @@ fn signed_builder(
     at: std::time::SystemTime,
 ) -> reqwest::RequestBuilder {
     let signed = sigv4_headers(url, service, headers, body, key, secret, region, at, false);
-    let mut builder = reqwest::Client::new().post(format!("{url}/"));
+    let mut builder = client.post(format!("{url}/"));
     for (k, v) in &signed {
         if k != "host" {
             builder = builder.header(k.as_str(), v.as_str());
@@ -334,7 +399,12 @@ pub fn sigv4_headers(
     use aws_sigv4::sign::v4;
     headers.insert(
         0,
-        ("host".into(), url.trim_start_matches("http://").to_string()),
+        (
+            "host".into(),
+            url.trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .to_string(),
+        ),
     );
     let identity = Credentials::new(key, secret, None, None, "t").into();
     let mut settings = SigningSettings::default();

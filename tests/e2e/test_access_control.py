@@ -902,7 +902,7 @@ def test_registry_plane_cross_account_raw_http(acl):
     host_a, host_b = registry_host(acl, ACCOUNT_A), registry_host(acl, ACCOUNT_B)
     pw_a, pw_b = login_password(acl, "a"), login_password(acl, "b")
     proxy = client(acl, "b").get_authorization_token()["authorizationData"][0]["proxyEndpoint"]
-    assert proxy == f"http://{host_b}"
+    assert proxy == f"https://{host_b}"
     accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
     manifest_path = "/v2/prod/api/manifests/v1"
 

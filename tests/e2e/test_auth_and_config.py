@@ -121,7 +121,7 @@ def test_aws_shaped_registry_host(spawn):
     ]
     assert repo["repositoryUri"] == "000000000000.dkr.ecr.eu-central-1.amazonaws.com/shaped"
     data = boto_client(server).get_authorization_token()["authorizationData"][0]
-    assert data["proxyEndpoint"] == "http://000000000000.dkr.ecr.us-east-1.amazonaws.com"
+    assert data["proxyEndpoint"] == "https://000000000000.dkr.ecr.us-east-1.amazonaws.com"
 
 
 def test_registry_host_from_env_with_port_placeholder(spawn):

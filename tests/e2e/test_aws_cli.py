@@ -73,7 +73,7 @@ def test_login_password_and_authorization_token(ecrd):
     user, _, token_password = token.partition(":")
     assert user == "AWS"
     assert len(token_password) > 32
-    assert data[0]["proxyEndpoint"] == f"http://localhost:{ecrd.port}"
+    assert data[0]["proxyEndpoint"] == f"https://localhost:{ecrd.port}"
     expires = as_datetime(data[0]["expiresAt"])
     ahead = (expires - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
     assert abs(ahead - 12 * 3600) < 120

@@ -330,6 +330,6 @@ def test_authorization_token(ecrd, boto):
     user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
     assert user == "AWS"
     assert len(password) > 32
-    assert data["proxyEndpoint"] == f"http://localhost:{ecrd.port}"
+    assert data["proxyEndpoint"] == f"https://localhost:{ecrd.port}"
     ahead = data["expiresAt"] - datetime.datetime.now(datetime.timezone.utc)
     assert abs(ahead.total_seconds() - 12 * 3600) < 120

@@ -291,7 +291,7 @@ def test_control_plane_token_is_the_docker_password(registry):
     token = aws_json(registry, "ecr", "get-authorization-token")["authorizationData"][0]
     user, _, pw = base64.b64decode(token["authorizationToken"]).decode().partition(":")
     assert user == "AWS" and pw
-    assert token["proxyEndpoint"] == f"http://{host(registry)}"
+    assert token["proxyEndpoint"] == f"https://{host(registry)}"
 
 
 def test_restart_keeps_images_tags_and_policies(tmp_path):

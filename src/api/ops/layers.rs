@@ -145,7 +145,10 @@ pub async fn get_download_url_for_layer(
             .tokens
             .download_path(&scope, repo.as_str(), &digest.to_string(), ecr.clock.now());
     Ok(GetDownloadUrlForLayerResponse {
-        download_url: Some(format!("{}{path}", ecr.proxy_endpoint(&scope))),
+        download_url: Some(format!(
+            "{}{path}",
+            ecr.fetch_base_url(&scope, ctx.caller.secure_transport)
+        )),
         layer_digest: Some(digest.to_string()),
     })
 }
