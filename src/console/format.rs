@@ -108,7 +108,10 @@ mod tests {
     #[test]
     fn links_escape_values_but_keep_names_readable() {
         assert_eq!(
-            link("repository", &[("name", "team/app"), ("q", "a b&c"), ("x", "")]),
+            link(
+                "repository",
+                &[("name", "team/app"), ("q", "a b&c"), ("x", "")]
+            ),
             "/_ecrd/console/repository?name=team/app&q=a%20b%26c"
         );
         assert_eq!(link("", &[]), "/_ecrd/console/");

@@ -182,7 +182,10 @@ mod tests {
     fn points_fill_the_plot() {
         let svg = sizes_over_time("sizes", &[(0, 10), (1000, 20)]);
         assert_eq!(svg.matches("<circle").count(), 2);
-        assert!(svg.contains(r#"cx="70.0""#) && svg.contains(r#"cx="550.0""#), "{svg}");
+        assert!(
+            svg.contains(r#"cx="70.0""#) && svg.contains(r#"cx="550.0""#),
+            "{svg}"
+        );
         assert!(sizes_over_time("none", &[]).contains("no images"));
     }
 }

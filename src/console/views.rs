@@ -487,7 +487,11 @@ pub async fn repository(State(app): State<Arc<AppState>>, q: Q<RepositoryQuery>)
                 pushed: format::time_ms(d.image.pushed_at_ms),
                 pulled: format::maybe_time_ms(d.image.last_pulled_ms),
                 status: d.status,
-                scan_status: d.scan.as_ref().map(|s| s.status.clone()).unwrap_or_default(),
+                scan_status: d
+                    .scan
+                    .as_ref()
+                    .map(|s| s.status.clone())
+                    .unwrap_or_default(),
                 badges: d
                     .scan
                     .as_ref()
@@ -761,7 +765,10 @@ pub async fn image(State(app): State<Arc<AppState>>, q: Q<ImageQuery>) -> Page {
             &scope,
             name.as_str(),
             &digest_text,
-            &[("severity", sev), ("sort", if sort == "severity" { "" } else { sort })],
+            &[
+                ("severity", sev),
+                ("sort", if sort == "severity" { "" } else { sort }),
+            ],
         )
     };
     let sort_link = |by: &str| {
