@@ -151,6 +151,14 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// A seed file (YAML or JSON) declaring accounts' credentials, registry
+    /// settings and repositories with images from local OCI layouts or
+    /// archives, applied at startup before the first request is served (see
+    /// the README's "Seeding and snapshots"). Applied whole or not at all; a
+    /// second start with the same file over `--data-dir` changes nothing.
+    #[arg(long, env = "ECRD_INIT")]
+    pub init: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -191,6 +199,7 @@ impl ServeConfig {
             header_timeout: 30,
             idle_timeout: 75,
             max_connections: 1024,
+            init: None,
         }
     }
 }

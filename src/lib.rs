@@ -12,6 +12,8 @@ pub mod digest;
 pub mod ecr;
 pub mod listener;
 pub mod oci;
+pub mod progress;
+pub mod seed;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -406,6 +406,12 @@ impl Server {
             .map(|a| a.port())
             .unwrap_or(config.port);
         let state = Arc::new(AppState::new(config, port)?);
+        if let Some(path) = state.config.init.clone() {
+            // Before the first request: a client that sees the port open
+            // sees the whole seed.
+            let seed = crate::seed::Seed::load(&path)?;
+            crate::seed::apply(&state, &seed).await?;
+        }
         Ok(Server { listener, state })
     }
 

@@ -42,6 +42,10 @@ pub enum StartError {
     /// or of an unknown version); the message names the path.
     #[error("{}", .0.0)]
     Store(#[from] StoreError),
+    /// The seed file (`--init`) does not parse or was refused; the message
+    /// names the file, line and field.
+    #[error(transparent)]
+    Seed(#[from] crate::seed::SeedError),
     #[error("--vuln-db: {0}")]
     VulnDb(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -63,6 +67,11 @@ impl AppState {
         }
         if let Some(path) = &config.credentials_file {
             credentials.add_file(path)?;
+        }
+        if let Some(path) = &config.init {
+            for credential in crate::seed::Seed::load(path)?.credentials()? {
+                credentials.insert(credential);
+            }
         }
         let data_dir = match &config.data_dir {
             Some(path) => Some(DataDir::open(path)?),

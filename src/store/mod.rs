@@ -14,6 +14,7 @@ pub mod disk;
 pub mod disk_blobs;
 pub mod memory;
 pub mod memory_blobs;
+pub mod tables;
 
 #[cfg(test)]
 pub mod conformance;
@@ -110,6 +111,11 @@ impl Table {
             Table::ScanFindings => "scan_findings",
             Table::ImageInventories => "image_inventories",
         }
+    }
+
+    /// The table of a [`Table::name`].
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.iter().copied().find(|t| t.name() == name)
     }
 }
 
