@@ -15,6 +15,7 @@ pub mod oci;
 pub mod progress;
 pub mod seed;
 pub mod server;
+pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod sts;

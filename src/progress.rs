@@ -25,7 +25,8 @@ impl Progress {
     pub fn new(label: &'static str, unit: &'static str, total: u64) -> Progress {
         let bar = (std::io::stderr().is_terminal() && total > 0).then(|| {
             let bar = ProgressBar::new(total);
-            let template = format!("{label}: {{bar:40}} {{pos}}/{{len}} {unit} ({{elapsed}}) {{msg}}");
+            let template =
+                format!("{label}: {{bar:40}} {{pos}}/{{len}} {unit} ({{elapsed}}) {{msg}}");
             if let Ok(style) = ProgressStyle::with_template(&template) {
                 bar.set_style(style);
             }

@@ -89,7 +89,8 @@ pub async fn apply(app: &Arc<AppState>, seed: &Seed) -> Result<SeedReport, SeedE
         }
     }
     let after = tables::dump(&*staging_store).map_err(store_error)?;
-    let changes = tables::apply_difference(&*app.ecr.store, &before, &after).map_err(store_error)?;
+    let changes =
+        tables::apply_difference(&*app.ecr.store, &before, &after).map_err(store_error)?;
     let Run {
         mut report,
         progress,
@@ -185,7 +186,8 @@ impl Run<'_> {
             action: format!("ecr:{}", op.name()),
             request_id: uuid::Uuid::new_v4().to_string(),
         };
-        let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::serialization(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&body).map_err(|e| ApiError::serialization(e.to_string()))?;
         let out = crate::api::ops::dispatch(op, ctx, &bytes).await?;
         Ok(serde_json::from_slice(&out).unwrap_or(Value::Null))
     }
@@ -206,7 +208,13 @@ impl Run<'_> {
             .map_err(|e| self.api_error(op, &e, at, renames))
     }
 
-    fn api_error(&self, op: Operation, e: &ApiError, at: &str, renames: &[(&str, &str)]) -> SeedError {
+    fn api_error(
+        &self,
+        op: Operation,
+        e: &ApiError,
+        at: &str,
+        renames: &[(&str, &str)],
+    ) -> SeedError {
         let path = match field_in_message(&e.message) {
             Some(field) => {
                 let field = renames
@@ -233,7 +241,12 @@ impl Run<'_> {
             .error(at, format!("{}: {}", e.kind.code(), e.message))
     }
 
-    async fn region(&mut self, scope: &Scope, region: &RegionSeed, at: &str) -> Result<(), SeedError> {
+    async fn region(
+        &mut self,
+        scope: &Scope,
+        region: &RegionSeed,
+        at: &str,
+    ) -> Result<(), SeedError> {
         for (i, setting) in region.account_settings.iter().enumerate() {
             self.call(
                 scope,
@@ -275,8 +288,12 @@ impl Run<'_> {
             .await?;
         }
         for (i, template) in region.repository_creation_templates.iter().enumerate() {
-            self.template(scope, template, &format!("{at}.repositoryCreationTemplates[{i}]"))
-                .await?;
+            self.template(
+                scope,
+                template,
+                &format!("{at}.repositoryCreationTemplates[{i}]"),
+            )
+            .await?;
         }
         for (i, rule) in region.pull_through_cache_rules.iter().enumerate() {
             self.pull_through_cache_rule(scope, rule, &format!("{at}.pullThroughCacheRules[{i}]"))
@@ -331,7 +348,10 @@ impl Run<'_> {
         at: &str,
     ) -> Result<(), SeedError> {
         let body = Value::Object(rule.clone());
-        let prefix = rule.get("ecrRepositoryPrefix").cloned().unwrap_or(Value::Null);
+        let prefix = rule
+            .get("ecrRepositoryPrefix")
+            .cloned()
+            .unwrap_or(Value::Null);
         let found = self
             .call(
                 scope,
@@ -364,7 +384,11 @@ impl Run<'_> {
         repo: &RepositorySeed,
         at: &str,
     ) -> Result<(), SeedError> {
-        let renames: &[(&str, &str)] = &[("repositoryName", "name"), ("lifecyclePolicyText", ""), ("policyText", "")];
+        let renames: &[(&str, &str)] = &[
+            ("repositoryName", "name"),
+            ("lifecyclePolicyText", ""),
+            ("policyText", ""),
+        ];
         let name = RepositoryName::parse(&repo.name).map_err(|e| {
             self.seed.error(
                 &format!("{at}.name"),
@@ -390,7 +414,10 @@ impl Run<'_> {
                         "imageTagMutabilityExclusionFilters",
                         &repo.image_tag_mutability_exclusion_filters,
                     ),
-                    ("imageScanningConfiguration", &repo.image_scanning_configuration),
+                    (
+                        "imageScanningConfiguration",
+                        &repo.image_scanning_configuration,
+                    ),
                     ("encryptionConfiguration", &repo.encryption_configuration),
                     ("tags", &tags),
                 ];
@@ -399,8 +426,14 @@ impl Run<'_> {
                         body.insert(key.into(), v.clone());
                     }
                 }
-                self.call(scope, Operation::CreateRepository, Value::Object(body), at, renames)
-                    .await?;
+                self.call(
+                    scope,
+                    Operation::CreateRepository,
+                    Value::Object(body),
+                    at,
+                    renames,
+                )
+                .await?;
             }
             Some(record) => {
                 // An existing repository is brought to the declared
@@ -558,22 +591,42 @@ impl Run<'_> {
         };
         for child in children {
             self.ecr()
-                .put_manifest(scope, repo, None, Some(&child.digest), &child.bytes, Some(&child.media_type))
+                .put_manifest(
+                    scope,
+                    repo,
+                    None,
+                    Some(&child.digest),
+                    &child.bytes,
+                    Some(&child.media_type),
+                )
                 .map_err(|e| self.domain_error(&source_at, e))?;
         }
         if image.tags.is_empty() {
             self.ecr()
-                .put_manifest(scope, repo, None, Some(&top.digest), &top.bytes, Some(&top.media_type))
+                .put_manifest(
+                    scope,
+                    repo,
+                    None,
+                    Some(&top.digest),
+                    &top.bytes,
+                    Some(&top.media_type),
+                )
                 .map_err(|e| self.domain_error(&source_at, e))?;
         }
         for (t, tag) in image.tags.iter().enumerate() {
             self.ecr()
-                .put_manifest(scope, repo, Some(tag), Some(&top.digest), &top.bytes, Some(&top.media_type))
+                .put_manifest(
+                    scope,
+                    repo,
+                    Some(tag),
+                    Some(&top.digest),
+                    &top.bytes,
+                    Some(&top.media_type),
+                )
                 .map_err(|e| self.domain_error(&format!("{at}.tags[{t}]"), e))?;
         }
         self.report.images += 1;
-        self.progress
-            .advance(1, &format!("{repo}@{}", top.digest));
+        self.progress.advance(1, &format!("{repo}@{}", top.digest));
         Ok(())
     }
 
@@ -587,10 +640,7 @@ impl Run<'_> {
         let ecr = self.ecr();
         let id = ecr.start_upload(scope, repo).await?;
         let stream = loaded.files.stream(&blob.file).await.map_err(|e| {
-            EcrError::new(
-                ErrorKind::Server,
-                format!("cannot read {}: {e}", blob.file),
-            )
+            EcrError::new(ErrorKind::Server, format!("cannot read {}: {e}", blob.file))
         })?;
         ecr.append_upload(scope, repo, &id, None, stream).await?;
         ecr.complete_upload(scope, repo, &id, &blob.digest).await
@@ -603,7 +653,10 @@ mod tests {
 
     #[test]
     fn api_paths_become_seed_paths() {
-        assert_eq!(api_path_to_seed("rules.1.member.scanFrequency"), "rules[0].scanFrequency");
+        assert_eq!(
+            api_path_to_seed("rules.1.member.scanFrequency"),
+            "rules[0].scanFrequency"
+        );
         assert_eq!(api_path_to_seed("imageTagMutability"), "imageTagMutability");
         assert_eq!(
             field_in_message("Value 'X' at 'imageTagMutability' failed to satisfy constraint"),

@@ -50,12 +50,10 @@ impl Document {
     pub fn parse(text: &str) -> Result<Document, SyntaxError> {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
-        parser
-            .load(&mut builder, false)
-            .map_err(|e| SyntaxError {
-                position: (*e.marker()).into(),
-                message: e.info().to_string(),
-            })?;
+        parser.load(&mut builder, false).map_err(|e| SyntaxError {
+            position: (*e.marker()).into(),
+            message: e.info().to_string(),
+        })?;
         if let Some(error) = builder.error {
             return Err(error);
         }

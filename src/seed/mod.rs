@@ -80,8 +80,8 @@ impl Seed {
             path: path.to_string(),
             message,
         };
-        let text =
-            std::fs::read_to_string(file).map_err(|e| bare(None, "", format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| bare(None, "", format!("cannot read: {e}")))?;
         let document = Document::parse(&text).map_err(|e| {
             bare(
                 Some(e.position),
@@ -147,7 +147,9 @@ impl Seed {
             for (c, seed) in account.credentials.iter().enumerate() {
                 let at = format!("{at}.credentials[{c}]");
                 if seed.access_key_id.is_empty() || seed.secret_access_key.is_empty() {
-                    return Err(self.error(&at, "accessKeyId and secretAccessKey must not be empty"));
+                    return Err(
+                        self.error(&at, "accessKeyId and secretAccessKey must not be empty")
+                    );
                 }
                 let mut credential =
                     Credential::root(&seed.access_key_id, &seed.secret_access_key, id.clone());
@@ -159,12 +161,13 @@ impl Seed {
                 credential.session_token = seed.session_token.clone();
                 credential.tags = seed.tags.clone();
                 if let Some(policy) = &seed.policy {
-                    let parsed = Policy::parse(&policy.text(), PolicyKind::Identity).map_err(|e| {
-                        self.error(
-                            &format!("{at}.policy"),
-                            format!("the identity policy is not valid: {}", e.reason),
-                        )
-                    })?;
+                    let parsed =
+                        Policy::parse(&policy.text(), PolicyKind::Identity).map_err(|e| {
+                            self.error(
+                                &format!("{at}.policy"),
+                                format!("the identity policy is not valid: {}", e.reason),
+                            )
+                        })?;
                     credential.identity_policy = Some(Arc::new(parsed));
                 }
                 out.push(credential);

@@ -286,9 +286,7 @@ pub fn load(source: &ImageSource) -> Result<LoadedImage, String> {
     } else if source.kind == SourceKind::DockerArchive {
         load_docker_archive(files, source.reference.as_deref())
     } else {
-        Err(format!(
-            "{shown}: not an OCI image layout (no index.json)"
-        ))
+        Err(format!("{shown}: not an OCI image layout (no index.json)"))
     }
 }
 
@@ -319,7 +317,12 @@ fn load_layout(files: Files, reference: Option<&str>) -> Result<LoadedImage, Str
             })?,
         None => match index.manifests.as_slice() {
             [only] => only,
-            [] => return Err(format!("{} lists no manifest", files.describe("index.json"))),
+            [] => {
+                return Err(format!(
+                    "{} lists no manifest",
+                    files.describe("index.json")
+                ))
+            }
             _ => {
                 return Err(format!(
                     "{} lists {} manifests: name one with :REF",

@@ -107,7 +107,13 @@ mod tests {
         }
         let after = dump(&b).unwrap();
         let changes = apply_difference(&a, &before, &after).unwrap();
-        assert_eq!(changes, Changes { written: 1, deleted: 1 });
+        assert_eq!(
+            changes,
+            Changes {
+                written: 1,
+                deleted: 1
+            }
+        );
         assert_eq!(dump(&a).unwrap(), after);
         assert!(apply_difference(&a, &after, &after).unwrap().is_empty());
     }
