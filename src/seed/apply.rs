@@ -217,11 +217,17 @@ impl Run<'_> {
     ) -> SeedError {
         let path = match field_in_message(&e.message) {
             Some(field) => {
+                // Messages spell some fields capitalised ('PolicyText').
+                let lower = field.to_ascii_lowercase();
                 let field = renames
                     .iter()
-                    .find(|(api, _)| field == *api || field.starts_with(&format!("{api}.")))
+                    .find(|(api, _)| {
+                        let api = api.to_ascii_lowercase();
+                        lower == api || lower.starts_with(&format!("{api}."))
+                    })
                     .map(|(api, ours)| format!("{ours}{}", &field[api.len()..]))
                     .unwrap_or(field);
+                let field = field.trim_start_matches('.').to_string();
                 if field.is_empty() {
                     at.to_string()
                 } else {
