@@ -190,6 +190,14 @@ pub struct ServeConfig {
     #[arg(long = "upstream", env = "ECRD_UPSTREAMS", value_delimiter = ',')]
     pub upstreams: Vec<String>,
 
+    /// A seed file (YAML or JSON) declaring accounts' credentials, registry
+    /// settings and repositories with images from local OCI layouts or
+    /// archives, applied at startup before the first request is served (see
+    /// the README's "Seeding and snapshots"). Applied whole or not at all; a
+    /// second start with the same file over `--data-dir` changes nothing.
+    #[arg(long, env = "ECRD_INIT")]
+    pub init: Option<PathBuf>,
+
     /// Log format: `text` (coloured only when stderr is a terminal) or
     /// `json` (one object per line).
     #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -259,6 +267,7 @@ impl ServeConfig {
             tls: false,
             tls_cert: None,
             tls_key: None,
+            init: None,
         }
     }
 }

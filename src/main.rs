@@ -1,5 +1,9 @@
-//! The `ecrd` command line: `ecrd serve [flags]`, and `ecrd health` (a
-//! container's HEALTHCHECK).
+//! The `ecrd` command line: `ecrd serve [flags]`, `ecrd health` (a
+//! container's HEALTHCHECK), and `ecrd export` / `ecrd import` for state
+//! snapshots of a data directory (`ecrd::snapshot`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ecrd::config::{LogFormat, ServeConfig};
@@ -20,6 +24,25 @@ enum Command {
     /// Exit 0 when a running ecrd answers its health endpoint with 200,
     /// 1 otherwise (for a container HEALTHCHECK: needs no shell or curl).
     Health(HealthArgs),
+    /// Write a snapshot of a data directory's whole state to a tar file
+    /// (the server must not be running on it).
+    Export {
+        /// The data directory to read.
+        #[arg(long, env = "ECRD_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The snapshot file to write (`-` for standard output).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Replace a data directory's whole state with a snapshot, once the
+    /// snapshot is verified (the server must not be running on it).
+    Import {
+        /// The snapshot file (`-` for standard input).
+        snapshot: PathBuf,
+        /// The data directory to write (made when missing).
+        #[arg(long, env = "ECRD_DATA_DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -46,6 +69,70 @@ fn health(args: HealthArgs) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Request logs go through a background writer thread, so a slow terminal
+/// or pipe never holds up a request. The returned guard flushes on drop.
+/// The stores of a data directory, for export and import.
+fn open_data_dir(
+    path: &std::path::Path,
+) -> Result<
+    (
+        Arc<dyn ecrd::store::MetadataStore>,
+        Arc<dyn ecrd::store::blobs::BlobStore>,
+    ),
+    String,
+> {
+    use ecrd::store::disk::{DataDir, DiskStore};
+    use ecrd::store::disk_blobs::DiskBlobStore;
+    let dir = DataDir::open(path).map_err(|e| e.0)?;
+    let store = DiskStore::open(dir.clone()).map_err(|e| e.0)?;
+    let blobs = DiskBlobStore::open(dir).map_err(|e| e.0)?;
+    Ok((Arc::new(store), Arc::new(blobs)))
+}
+
+fn snapshot_command(command: Command) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let handle = runtime.handle().clone();
+    runtime.block_on(async move {
+        tokio::task::spawn_blocking(move || match command {
+            Command::Export { data_dir, output } => {
+                let (store, blobs) = open_data_dir(&data_dir)?;
+                let out: Box<dyn std::io::Write> = if output.as_os_str() == "-" {
+                    Box::new(std::io::stdout().lock())
+                } else {
+                    Box::new(
+                        std::fs::File::create(&output)
+                            .map_err(|e| format!("{}: {e}", output.display()))?,
+                    )
+                };
+                let out = std::io::BufWriter::new(out);
+                ecrd::snapshot::export(&handle, &*store, &blobs, out)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Command::Import { snapshot, data_dir } => {
+                let input: Box<dyn std::io::Read> = if snapshot.as_os_str() == "-" {
+                    Box::new(std::io::stdin().lock())
+                } else {
+                    Box::new(
+                        std::fs::File::open(&snapshot)
+                            .map_err(|e| format!("{}: {e}", snapshot.display()))?,
+                    )
+                };
+                let (store, blobs) = open_data_dir(&data_dir)?;
+                ecrd::snapshot::import(&handle, &*store, &blobs, std::io::BufReader::new(input))
+                    .map(|_| ())
+                    .map_err(|e| format!("{}: {e}; nothing was changed", snapshot.display()))
+            }
+            Command::Serve(_) | Command::Health(_) => Ok(()),
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    })
 }
 
 /// Request logs go through a background writer thread, so a slow terminal
@@ -95,6 +182,15 @@ fn main() -> std::process::ExitCode {
     let config = match cli.command {
         Command::Serve(config) => *config,
         Command::Health(args) => return health(args),
+        other => {
+            return match snapshot_command(other) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ecrd: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
     };
     let _log_guard = init_logging(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -21,11 +21,15 @@
 //!   certificate of the signing profile's local key, against which managed
 //!   signing's signatures verify (`ecr::signing`);
 //! - `POST /_ecrd/signing/run`: signs every queued image now;
+//! - `GET /_ecrd/snapshot`: the whole state as a snapshot tar (`snapshot`);
+//! - `POST /_ecrd/snapshot`: replaces the whole state with the snapshot tar
+//!   in the body (`Content-Type: application/x-tar`), verified first;
 //! - `POST /moto-api/reset` and `GET /_localstack/health`: the conventions
 //!   existing test harnesses already call.
 //!
 //! All but the two health endpoints pass `operator_guard`: state-changing
-//! requests with a form or text content type (415) or an `Origin` (403),
+//! requests with a content type other than JSON or `application/x-tar`
+//! (415: a form or text type is what a page can send) or an `Origin` (403),
 //! as a web page would send them, are refused, and `--operator-token`
 //! requires a bearer token.
 
@@ -56,6 +60,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_ecrd/vuln-db/reload", post(reload_vuln_db))
         .route("/_ecrd/signing/certificate", get(signing_certificate))
         .route("/_ecrd/signing/run", post(run_signing))
+        .route("/_ecrd/snapshot", get(get_snapshot).post(post_snapshot))
         .route("/moto-api/reset", post(reset))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -78,8 +83,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// CORS preflight only with a "simple" content type (`text/plain`, a form
 /// encoding) or none, and the browser always adds `Origin` to it. So a
 /// state-changing request is refused with 415 when it carries a
-/// `Content-Type` other than `application/json` (which a page cannot send
-/// cross-site without a preflight, and ecrd answers no preflight), and with
+/// `Content-Type` other than `application/json` or `application/x-tar`
+/// (which a page cannot send cross-site without a preflight, and ecrd
+/// answers no preflight), and with
 /// 403 when it carries an `Origin` header at all (command-line clients and
 /// SDKs send none). With `--operator-token`, every operator request needs
 /// `Authorization: Bearer <token>` (401 otherwise). ecrd sends no CORS
@@ -135,12 +141,12 @@ async fn operator_guard(
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase();
-            if media_type != "application/json" {
+            if media_type != "application/json" && media_type != "application/x-tar" {
                 return refuse(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "UnsupportedMediaTypeException",
                     format!(
-                        "operator endpoints take 'Content-Type: application/json' (or no body and no Content-Type), not '{}'",
+                        "operator endpoints take 'Content-Type: application/json' (application/x-tar for a snapshot; or no body and no Content-Type), not '{}'",
                         content_type.to_str().unwrap_or("?")
                     ),
                 );
@@ -441,6 +447,96 @@ async fn run_replication(State(app): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// `GET /_ecrd/snapshot`: streams a snapshot of the whole state, written
+/// by a blocking task as the client reads it.
+async fn get_snapshot(State(app): State<Arc<AppState>>) -> Response {
+    let (writer, reader) = tokio::io::duplex(256 * 1024);
+    let handle = tokio::runtime::Handle::current();
+    let ecr = app.ecr.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = tokio_util::io::SyncIoBridge::new_with_handle(writer, handle.clone());
+        // A failure cuts the tar short, which every import refuses.
+        if let Err(e) = crate::snapshot::export(&handle, &*ecr.store, &ecr.blobs, out) {
+            tracing::warn!(error = %e, "snapshot export failed");
+        }
+    });
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/x-tar"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"ecrd-snapshot.tar\"",
+            ),
+        ],
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(reader)),
+    )
+        .into_response()
+}
+
+/// `POST /_ecrd/snapshot`: replaces the whole state with the snapshot in
+/// the body, once all of it is verified (nothing changes otherwise).
+async fn post_snapshot(
+    State(app): State<Arc<AppState>>,
+    request: axum::extract::Request,
+) -> Response {
+    let refuse = |status: StatusCode, kind: &str, message: String| {
+        (status, Json(json!({ "__type": kind, "message": message }))).into_response()
+    };
+    let is_tar = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-tar")
+        });
+    if !is_tar {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaTypeException",
+            "a snapshot is sent with 'Content-Type: application/x-tar'".into(),
+        );
+    }
+    use futures_util::TryStreamExt as _;
+    let stream = request
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other);
+    let handle = tokio::runtime::Handle::current();
+    let ecr = app.ecr.clone();
+    let imported = tokio::task::spawn_blocking(move || {
+        let input = tokio_util::io::SyncIoBridge::new_with_handle(
+            tokio_util::io::StreamReader::new(stream),
+            handle.clone(),
+        );
+        crate::snapshot::import(&handle, &*ecr.store, &ecr.blobs, input)
+    })
+    .await;
+    match imported {
+        Ok(Ok(summary)) => {
+            tracing::info!(
+                records = summary.records,
+                blobs = summary.blobs,
+                "snapshot imported"
+            );
+            Json(summary).into_response()
+        }
+        Ok(Err(e)) => refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidSnapshotException",
+            e.to_string(),
+        ),
+        Err(e) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServerException",
+            e.to_string(),
+        ),
+    }
+}
+
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -498,14 +594,20 @@ impl Server {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(config.port);
-        let state = AppState::new(config, port)?;
+        let state = Arc::new(AppState::new(config, port)?);
+        if let Some(path) = state.config.init.clone() {
+            // Before the first request: a client that sees the port open
+            // sees the whole seed.
+            let seed = crate::seed::Seed::load(&path)?;
+            crate::seed::apply(&state, &seed).await?;
+        }
         let tls = match tls_source(&state.config, port, &state) {
             Some(source) => Some(crate::tls::Tls::prepare(&source)?),
             None => None,
         };
         Ok(Server {
             listener,
-            state: Arc::new(state),
+            state,
             tls,
         })
     }

@@ -50,6 +50,10 @@ pub enum StartError {
     /// `--secrets-file` or `--upstream` cannot be used.
     #[error("{0}")]
     Upstreams(String),
+    /// The seed file (`--init`) does not parse or was refused; the message
+    /// names the file, line and field.
+    #[error(transparent)]
+    Seed(#[from] crate::seed::SeedError),
     #[error("--vuln-db: {0}")]
     VulnDb(String),
     #[error("--tls: {0}")]
@@ -73,6 +77,11 @@ impl AppState {
         }
         if let Some(path) = &config.credentials_file {
             credentials.add_file(path)?;
+        }
+        if let Some(path) = &config.init {
+            for credential in crate::seed::Seed::load(path)?.credentials()? {
+                credentials.insert(credential);
+            }
         }
         let data_dir = match &config.data_dir {
             Some(path) => Some(DataDir::open(path)?),

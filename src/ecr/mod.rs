@@ -103,6 +103,18 @@ impl Ecr {
         self
     }
 
+    /// A domain over another metadata store, with the same blobs, clock and
+    /// registry host: a staging area whose records can be looked at, and
+    /// kept or dropped whole (seeding stages its work in one).
+    pub fn staging(&self, store: Arc<dyn MetadataStore>) -> Ecr {
+        Ecr::new(
+            store,
+            self.blobs.clone(),
+            self.clock.clone(),
+            self.registry_host.clone(),
+        )
+    }
+
     /// The registry host for a scope, e.g. `localhost:4566` or
     /// `000000000000.dkr.ecr.us-east-1.amazonaws.com`.
     pub fn registry_host(&self, scope: &Scope) -> String {

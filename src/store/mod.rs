@@ -14,6 +14,7 @@ pub mod disk;
 pub mod disk_blobs;
 pub mod memory;
 pub mod memory_blobs;
+pub mod tables;
 
 #[cfg(test)]
 pub mod conformance;
@@ -141,6 +142,11 @@ impl Table {
             Table::SigningStatuses => "signing_statuses",
             Table::SigningQueue => "signing_queue",
         }
+    }
+
+    /// The table of a [`Table::name`].
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.iter().copied().find(|t| t.name() == name)
     }
 }
 

@@ -516,3 +516,72 @@ pub async fn registry_authorization(ecr: &aws_sdk_ecr::Client) -> String {
         .to_string();
     format!("Basic {token}")
 }
+
+/// An OCI image layout at `dir` holding one image (one gzip layer holding
+/// `content` at `hello.txt`) named `ref_name`; returns the manifest digest.
+pub fn write_oci_layout(dir: &std::path::Path, ref_name: &str, content: &[u8]) -> String {
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let digest = sha256_digest(bytes);
+        let path = dir.join("blobs/sha256").join(&digest["sha256:".len()..]);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let layer = tar_gz_layer(&[("hello.txt", content)]);
+    let (layer_digest, layer_size) = put(&layer);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"config":{{"Labels":{{"ref":"{ref_name}"}}}}}}"#
+    );
+    let (config_digest, config_size) = put(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{config_size},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":{layer_size},"digest":"{layer_digest}"}}]}}"#
+    );
+    let (manifest_digest, manifest_size) = put(manifest.as_bytes());
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":{manifest_size},"digest":"{manifest_digest}","annotations":{{"org.opencontainers.image.ref.name":"{ref_name}"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    manifest_digest
+}
+
+/// A tar file at `file` of the directory `dir` (an OCI archive of a layout).
+pub fn tar_directory(dir: &std::path::Path, file: &std::path::Path) {
+    let mut builder = tar::Builder::new(std::fs::File::create(file).unwrap());
+    builder.append_dir_all(".", dir).unwrap();
+    builder.finish().unwrap();
+}
+
+/// A `docker save` archive (the format before Docker 25: `manifest.json`,
+/// a config file and uncompressed layer tars) tagged `repo_tag`.
+pub fn write_docker_archive(file: &std::path::Path, repo_tag: &str, content: &[u8]) {
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(1_700_000_000);
+    layer
+        .append_data(&mut header, "hello.txt", content)
+        .unwrap();
+    let layer = layer.into_inner().unwrap();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let listing = format!(
+        r#"[{{"Config":"cfg.json","RepoTags":["{repo_tag}"],"Layers":["0123abcd/layer.tar"]}}]"#
+    );
+    let mut builder = tar::Builder::new(std::fs::File::create(file).unwrap());
+    for (name, bytes) in [
+        ("manifest.json", listing.as_bytes()),
+        ("cfg.json", &config[..]),
+        ("0123abcd/layer.tar", layer.as_slice()),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, bytes).unwrap();
+    }
+    builder.finish().unwrap();
+}
