@@ -53,15 +53,6 @@ impl ApiError {
         )
     }
 
-    /// An operation of the ECR model that ecrd does not serve yet.
-    pub fn not_implemented(operation: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "NotImplementedException",
-            format!("ecrd does not implement the ECR operation '{operation}' yet"),
-        )
-    }
-
     /// Renders a response carrying the request id.
     pub fn into_response_with_id(self, request_id: &str) -> Response {
         let mut body = serde_json::Map::new();

@@ -344,10 +344,9 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Pull-through cache rules are the API's CreatePullThroughCacheRule,
-    /// like every other section: once ecrd serves that operation, seeding
-    /// them needs no change here. Until then the seed is refused with the
-    /// API's answer (NotImplementedException), never skipped.
+    /// Pull-through cache rules go through the API's
+    /// Describe/Create/UpdatePullThroughCacheRule, like every other section,
+    /// so a rule the API refuses refuses the seed with the API's answer.
     async fn pull_through_cache_rule(
         &self,
         scope: &Scope,
