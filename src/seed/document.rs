@@ -178,8 +178,18 @@ impl Builder {
                 message: format!("the key '{text}' is given twice"),
             });
         }
+        let at: Position = mark.into();
+        if map.is_empty() {
+            // A block mapping's start event is marked at its first ':', not
+            // where the mapping begins on the line: its first key is.
+            if let Some(start) = self.positions.get_mut(path.as_str()) {
+                if (at.line, at.column) < (start.line, start.column) {
+                    *start = at;
+                }
+            }
+        }
         let full = child_path(path, &text);
-        self.positions.insert(full, mark.into());
+        self.positions.insert(full, at);
         *key = Some(text);
         true
     }
