@@ -161,7 +161,8 @@ pub struct ServeConfig {
 
     /// Seconds a connection has to send a complete request header (also
     /// while a kept-alive connection waits for its next request); it is
-    /// closed after that. 0 disables the limit. Bodies are not timed.
+    /// closed after that. 0 disables the limit. Bodies are held to
+    /// `--body-timeout` and `--min-body-rate` instead.
     #[arg(long, env = "ECRD_HEADER_TIMEOUT", default_value_t = 30)]
     pub header_timeout: u64,
 
@@ -169,6 +170,21 @@ pub struct ServeConfig {
     /// progress before it is closed. 0 disables the limit.
     #[arg(long, env = "ECRD_IDLE_TIMEOUT", default_value_t = 75)]
     pub idle_timeout: u64,
+
+    /// Seconds a request body may keep ecrd waiting before it has sent
+    /// anything; every `--min-body-rate` bytes it sends buys one more
+    /// second. A body that falls behind is cut off and its connection
+    /// closed. Time ecrd spends working between reads does not count.
+    /// 0 disables the rule.
+    #[arg(long, env = "ECRD_BODY_TIMEOUT", default_value_t = 60)]
+    pub body_timeout: u64,
+
+    /// Bytes per second a request body must average, after the grace of
+    /// `--body-timeout`, to keep its connection (1024: a body of 10 GB may
+    /// take up to four months). 0 disables the rule, as `--body-timeout 0`
+    /// does.
+    #[arg(long, env = "ECRD_MIN_BODY_RATE", default_value_t = 1024)]
+    pub min_body_rate: u64,
 
     /// Connections served at once; further ones wait (unaccepted) until one
     /// closes, and a warning is logged.
@@ -262,6 +278,8 @@ impl ServeConfig {
             header_timeout: 30,
             idle_timeout: 75,
             max_connections: 1024,
+            body_timeout: 60,
+            min_body_rate: 1024,
             secrets_file: None,
             upstreams: Vec::new(),
             tls: false,

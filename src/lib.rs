@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod body_rate;
 pub mod budget;
 pub mod config;
 pub mod console;

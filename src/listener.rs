@@ -22,8 +22,10 @@
 //!   the header timeout. Every request carries a [`Transport`] saying
 //!   which it came over.
 //!
-//! There is no body deadline: a 10 GB layer push over loopback is one long
-//! request whose bytes keep flowing, and only headers and idleness are timed.
+//! - **Body rate**: a request body must keep arriving at `--min-body-rate`
+//!   after a grace of `--body-timeout` (see [`crate::body_rate`]); only the
+//!   time spent waiting for the client counts, so a 10 GB layer push over
+//!   loopback, whose bytes keep flowing, is never cut.
 
 use std::future::Future;
 use std::io;
@@ -84,6 +86,8 @@ pub struct Limits {
     pub idle_timeout: Option<Duration>,
     /// Connections served at once (at least 1).
     pub max_connections: u32,
+    /// The pace request bodies must keep; `None` for no limit.
+    pub body_rate: Option<crate::body_rate::BodyRate>,
 }
 
 /// How often the cap-reached warning may repeat.
@@ -223,7 +227,14 @@ async fn serve_http<S>(
         secure,
     };
     let requests = activity.clone();
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+    let body_rate = limits.body_rate;
+    let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+        let mut request = match body_rate {
+            Some(rule) => {
+                request.map(|b| axum::body::Body::new(crate::body_rate::Paced::new(b, rule)))
+            }
+            None => request.map(axum::body::Body::new),
+        };
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(transport);
         let app = app.clone();

@@ -672,6 +672,11 @@ impl Server {
             header_timeout: seconds(self.state.config.header_timeout),
             idle_timeout: seconds(self.state.config.idle_timeout),
             max_connections: self.state.config.max_connections,
+            body_rate: (self.state.config.body_timeout > 0 && self.state.config.min_body_rate > 0)
+                .then(|| crate::body_rate::BodyRate {
+                    grace: std::time::Duration::from_secs(self.state.config.body_timeout),
+                    bytes_per_second: self.state.config.min_body_rate,
+                }),
         };
         let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
         let acceptor = self.tls.map(|t| t.acceptor);

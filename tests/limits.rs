@@ -341,3 +341,159 @@ async fn upload_sessions_are_bounded_and_idle_ones_expire() {
         server.stop().await;
     }
 }
+
+/// Sends a raw request head and `first` body bytes, then one more byte
+/// every `drip` until the server answers or closes; answers what it said
+/// (empty when it just closed) and how long that took, or `None` if it
+/// was still waiting at `limit`.
+async fn drip_body(
+    server: &TestServer,
+    head: String,
+    first: &[u8],
+    drip: Duration,
+    limit: Duration,
+) -> Option<(String, Duration)> {
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{}", server.port))
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        match tokio::time::timeout(drip, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(_) => {
+                if stream.write_all(b"x").await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if started.elapsed() >= limit {
+        return None;
+    }
+    Some((
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    ))
+}
+
+/// A body that stalls, or drips far below `--min-body-rate`, is cut off
+/// soon after `--body-timeout` on both planes, with the control plane's
+/// SerializationException; a body that keeps the pace is served in full
+/// however long it takes, and the server goes on serving.
+#[tokio::test]
+async fn slow_bodies_are_cut_off_on_both_planes() {
+    for &backend in BACKENDS {
+        let server = TestServer::start_with(backend, |c| {
+            c.body_timeout = 1;
+            c.min_body_rate = 1000;
+            c.header_timeout = 30;
+            c.idle_timeout = 0;
+        })
+        .await;
+        let ecr = server.ecr();
+        ecr.create_repository()
+            .repository_name("aa")
+            .send()
+            .await
+            .unwrap();
+
+        // Control plane: a signed request whose body stops after one byte.
+        let body = br#"{"maxResults": 5}"#;
+        let signed = sigv4_headers(
+            &server.url,
+            "ecr",
+            json_headers(),
+            body,
+            "test",
+            "test",
+            "us-east-1",
+            SystemTime::now(),
+            true,
+        );
+        let answer = answer_before_body(
+            &server,
+            &signed,
+            body.len(),
+            &body[..1],
+            Duration::from_secs(6),
+        )
+        .await
+        .expect("a stalled control-plane body is answered");
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("SerializationException"), "{answer}");
+        assert!(answer.contains("too slowly"), "{answer}");
+
+        // Registry plane: an upload chunk dripping 5 bytes a second.
+        let auth = common::registry_authorization(&ecr).await;
+        let (status, location) = open_v2_upload(&server, &auth, "aa").await;
+        assert_eq!(status, 202, "{location}");
+        let path = location.strip_prefix(&server.url).unwrap_or(&location);
+        let head = format!(
+            "PATCH {path} HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\n\
+             content-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\n"
+        );
+        let (said, took) = drip_body(
+            &server,
+            head,
+            &[7u8; 10],
+            Duration::from_millis(200),
+            Duration::from_secs(8),
+        )
+        .await
+        .expect("a dripping upload is cut off");
+        assert!(took >= Duration::from_millis(800), "{took:?} {said}");
+        assert!(
+            said.is_empty() || !said.starts_with("HTTP/1.1 2"),
+            "a cut-off chunk is not acknowledged: {said}"
+        );
+
+        // A body that keeps the pace (2,000 bytes a second for 2 s, past the
+        // grace) is taken whole.
+        let (status, location) = open_v2_upload(&server, &auth, "aa").await;
+        assert_eq!(status, 202, "{location}");
+        let path = location.strip_prefix(&server.url).unwrap_or(&location);
+        let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{}", server.port))
+            .await
+            .unwrap();
+        let head = format!(
+            "PATCH {path} HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\n\
+             content-type: application/octet-stream\r\ncontent-length: 4000\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        for _ in 0..20 {
+            stream.write_all(&[1u8; 200]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 202"), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("range: 0-3999"),
+            "{text}"
+        );
+
+        // Everyone else was served throughout.
+        let listed = ecr.describe_repositories().send().await.unwrap();
+        assert_eq!(listed.repositories().len(), 1);
+        server.stop().await;
+    }
+}
