@@ -867,3 +867,92 @@ async fn background_runs_apply_policies() {
         server.stop().await;
     }
 }
+
+/// An image that a kept index lists is never expired before the index, as
+/// BatchDeleteImage refuses to delete it: untagged children of a tagged
+/// index stay while an unlisted untagged image goes; once a rule expires the
+/// index, its children go in the same run, and nothing is left pointing at
+/// a missing manifest. Previews say the same as the runs.
+#[tokio::test]
+async fn an_index_keeps_its_children_until_it_expires() {
+    for &backend in BACKENDS {
+        let server = TestServer::start(backend).await;
+        create(&server, "multi").await;
+        let amd = push(&server, "multi", None, "amd64").await;
+        let arm = push(&server, "multi", None, "arm64").await;
+        let stray = push(&server, "multi", None, "stray").await;
+        let child = |digest: &str, arch: &str| {
+            json!({"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                   "size": 1, "digest": digest,
+                   "platform": {"architecture": arch, "os": "linux"}})
+        };
+        // The children's real manifest sizes, so a client could follow it.
+        let manifests: Vec<Value> = [(&amd, "amd64"), (&arm, "arm64")]
+            .into_iter()
+            .map(|(d, a)| {
+                let size = server
+                    .state
+                    .ecr
+                    .scan_images(&scope(), &name("multi"), None, 1000)
+                    .unwrap()
+                    .into_iter()
+                    .find(|i| i.digest.to_string() == *d)
+                    .unwrap()
+                    .manifest
+                    .len();
+                let mut c = child(d, a);
+                c["size"] = json!(size);
+                c
+            })
+            .collect();
+        let index = put_manifest(
+            &server,
+            "multi",
+            Some("v1"),
+            json!({"schemaVersion": 2,
+                   "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+                   "manifests": manifests}),
+        )
+        .await;
+        server
+            .ecr()
+            .put_lifecycle_policy()
+            .repository_name("multi")
+            .lifecycle_policy_text(UNTAGGED_30_DAYS)
+            .send()
+            .await
+            .unwrap();
+        move_clock(&server, 31.0 * DAY).await;
+
+        let (status, ran) = evaluate(&server, None).await;
+        assert_eq!(status, 200, "{ran}");
+        let left = digests(&server, "multi");
+        assert!(
+            !left.contains(&stray),
+            "the unlisted untagged image expires"
+        );
+        for kept in [&amd, &arm, &index] {
+            assert!(left.contains(kept), "{kept} is kept while v1 lists it");
+        }
+
+        // A rule that expires tagged images too takes the index and, in the
+        // same run, the children it held.
+        let everything = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":30},"action":{"type":"expire"}}]}"#;
+        server
+            .ecr()
+            .put_lifecycle_policy()
+            .repository_name("multi")
+            .lifecycle_policy_text(everything)
+            .send()
+            .await
+            .unwrap();
+        let (status, ran) = evaluate(&server, None).await;
+        assert_eq!(status, 200, "{ran}");
+        assert!(
+            digests(&server, "multi").is_empty(),
+            "{:?}",
+            digests(&server, "multi")
+        );
+        server.stop().await;
+    }
+}
