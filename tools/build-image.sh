@@ -6,6 +6,7 @@
 #
 # --binary-only builds and checks the static binary but not the image (for
 # machines without docker); the binary's path is printed last either way.
+# With ECRD_STATIC_BIN set, that binary is used as is (nothing is compiled).
 # Honours CARGO_TARGET_DIR and DOCKER_HOST. Builds with the classic builder
 # when buildx is not installed (the Dockerfile needs nothing from BuildKit).
 set -euo pipefail
@@ -23,9 +24,13 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 # An explicit --target keeps +crt-static away from build scripts and
 # proc-macros (which must stay dynamic to be loaded by rustc).
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release --target "${TARGET}" --bin ecrd
-BIN="${TARGET_DIR}/${TARGET}/release/ecrd"
+if [ -n "${ECRD_STATIC_BIN:-}" ]; then
+    BIN="${ECRD_STATIC_BIN}"
+else
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+        cargo build --release --target "${TARGET}" --bin ecrd
+    BIN="${TARGET_DIR}/${TARGET}/release/ecrd"
+fi
 
 # A dynamic binary would fail inside a scratch image with a bare "no such
 # file or directory" (no loader there): refuse it here instead. readelf
