@@ -24,8 +24,11 @@ import io
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -203,6 +206,71 @@ def test_container_healthy_push_pull_and_state_in_the_volume(image, docker_env, 
     ref = f"{host}/container/app@{digest}"
     assert digest in docker(env, "pull", ref).stdout
     docker(env, "image", "rm", ref)
+
+
+class LoopbackDns:
+    """A DNS server on 127.0.0.1:53 that answers every A question with
+    127.0.0.1 (and every other type with no record), counting the names it
+    was asked: enough to see a resolver inside a container really query it."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind(("127.0.0.1", 53))
+        except OSError as e:
+            self.sock.close()
+            pytest.fail(f"cannot serve DNS on 127.0.0.1:53 for the probe: {e}")
+        self.sock.settimeout(0.2)
+        self.asked: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop.is_set():
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except OSError:
+                continue
+            if len(query) < 17:
+                continue
+            # The question: labels up to the zero byte, then type and class.
+            end = query.index(b"\0", 12) + 5
+            labels, i = [], 12
+            while query[i]:
+                labels.append(query[i + 1:i + 1 + query[i]].decode(errors="replace"))
+                i += 1 + query[i]
+            qtype = struct.unpack("!H", query[end - 4:end - 2])[0]
+            self.asked.append(".".join(labels))
+            answers = b""
+            if qtype == 1:  # A: a pointer to the question's name, IN, TTL 0, 4 bytes
+                answers = struct.pack("!HHHIH", 0xC00C, 1, 1, 0, 4) + bytes([127, 0, 0, 1])
+            header = query[:2] + struct.pack("!HHHHH", 0x8180, 1, 1 if answers else 0, 0, 0)
+            self.sock.sendto(header + query[12:end] + answers, peer)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def test_names_resolve_through_dns_inside_the_image(image, docker_env, ecrd, tmp_path):
+    """The static binary's resolver (glibc's getaddrinfo, linked in; what the
+    pull-through cache's upstream client uses) works in the scratch image:
+    a name only a DNS server knows reaches the host's ecrd."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions attempts:2 timeout:2\n")
+    name = "upstream.ecrd-e2e.test"
+    dns = LoopbackDns()
+    try:
+        result = docker(docker_env, "run", "--rm", "--network", "host",
+                        "-v", f"{resolv}:/etc/resolv.conf:ro", image,
+                        "health", "--url", f"http://{name}:{ecrd.port}/_ecrd/health",
+                        check=False)
+    finally:
+        dns.close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert name in dns.asked, dns.asked
 
 
 def test_docker_compose_up(image, docker_env):
