@@ -16,6 +16,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -88,11 +89,15 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
 class EcrdServer:
     """One `ecrd serve` process on a free loopback port."""
 
-    def __init__(self, args: list[str] | None = None, env: dict | None = None):
+    def __init__(self, args: list[str] | None = None, env: dict | None = None,
+                 port: int | None = None):
         self.binary = find_binary()
         self.args = list(args or [])
         self.extra_env = dict(env or {})
         self.proc: subprocess.Popen | None = None
+        # A fixed port (e.g. 443, for clients that cannot be given one), or a
+        # free one picked at each start.
+        self.fixed_port = port
         self.port = 0
         self.log = tempfile.NamedTemporaryFile(prefix="ecrd-e2e-", suffix=".log", delete=False)
 
@@ -102,8 +107,8 @@ class EcrdServer:
 
     def start(self, timeout: float = 15.0) -> "EcrdServer":
         # A port picked here may be taken before ecrd binds it; retry then.
-        for _attempt in range(5):
-            self.port = free_port()
+        for _attempt in range(1 if self.fixed_port else 5):
+            self.port = self.fixed_port or free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("ECRD_")}
             env.setdefault("ECRD_LOG", "warn")
             env.update(self.extra_env)
@@ -182,7 +187,9 @@ def boto_client(server: EcrdServer, region: str = "us-east-1", key: str = "test"
 
 
 def run_aws(server: EcrdServer, *args: str, region: str = "us-east-1", key: str = "test",
-            secret: str = "test", check: bool = True) -> subprocess.CompletedProcess:
+            secret: str = "test", check: bool = True,
+            endpoint: str | None = None) -> subprocess.CompletedProcess:
+    """The AWS CLI against `server` (or `endpoint`, e.g. its https:// URL)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         AWS_ACCESS_KEY_ID=key,
@@ -193,7 +200,7 @@ def run_aws(server: EcrdServer, *args: str, region: str = "us-east-1", key: str 
         AWS_MAX_ATTEMPTS="1",
         AWS_PAGER="",
     )
-    cmd = ["aws", "--endpoint-url", server.url, *args]
+    cmd = ["aws", "--endpoint-url", endpoint or server.url, *args]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stderr}")
@@ -234,6 +241,54 @@ def error_of(excinfo) -> tuple[str, str]:
     """(code, message) of a botocore ClientError caught by pytest.raises."""
     error = excinfo.value.response["Error"]
     return error["Code"], error["Message"]
+
+
+@contextlib.contextmanager
+def loopback_hosts(names: list[str], mark: str):
+    """Makes each of `names` resolve to 127.0.0.1 by appending to /etc/hosts
+    (for clients that insist on ECR's host names); the file gets its exact
+    original content back afterwards, also when the body fails. Skips the
+    test when /etc/hosts cannot be edited or the resolver ignores it. The
+    names are added to no_proxy meanwhile."""
+    path = Path("/etc/hosts")
+    try:
+        original = path.read_bytes()
+    except OSError as e:
+        pytest.skip(f"cannot read /etc/hosts: {e}")
+    block = ("" if original.endswith(b"\n") or not original else "\n") + mark + "\n" + "".join(
+        f"127.0.0.1 {name}\n" for name in names)
+    try:
+        with open(path, "ab") as f:  # in place: /etc/hosts is often a bind mount
+            f.write(block.encode())
+    except OSError as e:
+        pytest.skip(f"/etc/hosts is not writable here ({e}); {names[0]} cannot be made to "
+                    "reach the loopback")
+    saved_env = {k: os.environ.get(k) for k in ("no_proxy", "NO_PROXY")}
+    try:
+        for var in saved_env:
+            os.environ[var] = ",".join(filter(None, [os.environ.get(var, ""), *names]))
+        for name in names:
+            try:
+                resolved = socket.gethostbyname(name)
+            except OSError as e:
+                pytest.skip(f"{name} does not resolve after editing /etc/hosts: {e}")
+            if resolved != "127.0.0.1":
+                pytest.skip(f"{name} resolves to {resolved}, not 127.0.0.1 (resolver ignores /etc/hosts?)")
+        yield names
+    finally:
+        for var, value in saved_env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+        current = path.read_bytes()
+        if current == original + block.encode():
+            restored = original
+        else:  # someone else edited the file meanwhile: take out only our block
+            restored = current.replace(block.encode(), b"", 1)
+        with open(path, "wb") as f:
+            f.write(restored)
+        assert path.read_bytes() == restored
 
 
 # ---------------------------------------------------------------- fixtures

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import urllib.parse
 from pathlib import Path
@@ -40,7 +39,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import DEFAULT_ACCOUNT, EcrdServer, find_binary, free_port, run_aws
+from conftest import DEFAULT_ACCOUNT, EcrdServer, find_binary, free_port, loopback_hosts, run_aws
 
 # The registry-client module knows how to make an OCI layout, drive skopeo and
 # start a private dockerd (skipping with the reason when it cannot): reuse it.
@@ -363,47 +362,10 @@ HOSTS_MARK = "# ecrd e2e (tests/e2e/test_access_control.py), removed after the r
 @pytest.fixture(scope="module")
 def account_hosts():
     """Makes `<account>.dkr.ecr.us-east-1.amazonaws.com` resolve to 127.0.0.1
-    for A and B by appending to /etc/hosts; the file gets its exact original
-    content back afterwards, also when a test fails."""
-    path = Path("/etc/hosts")
-    try:
-        original = path.read_bytes()
-    except OSError as e:
-        pytest.skip(f"cannot read /etc/hosts: {e}")
-    block = ("" if original.endswith(b"\n") or not original else "\n") + HOSTS_MARK + "\n" + "".join(
-        f"127.0.0.1 {name}\n" for name in ACCOUNT_HOSTS)
-    try:
-        with open(path, "ab") as f:  # in place: /etc/hosts is often a bind mount
-            f.write(block.encode())
-    except OSError as e:
-        pytest.skip(f"/etc/hosts is not writable here ({e}); the account-named registry host "
-                    "cannot be made to reach the loopback")
-    saved_env = {k: os.environ.get(k) for k in ("no_proxy", "NO_PROXY")}
-    try:
-        for var in saved_env:
-            os.environ[var] = ",".join(filter(None, [os.environ.get(var, ""), *ACCOUNT_HOSTS]))
-        for name in ACCOUNT_HOSTS:
-            try:
-                resolved = socket.gethostbyname(name)
-            except OSError as e:
-                pytest.skip(f"{name} does not resolve after editing /etc/hosts: {e}")
-            if resolved != "127.0.0.1":
-                pytest.skip(f"{name} resolves to {resolved}, not 127.0.0.1 (resolver ignores /etc/hosts?)")
+    for A and B (conftest's `loopback_hosts`: undone afterwards, also when a
+    test fails)."""
+    with loopback_hosts(ACCOUNT_HOSTS, HOSTS_MARK):
         yield ACCOUNT_HOSTS
-    finally:
-        for var, value in saved_env.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-        current = path.read_bytes()
-        if current == original + block.encode():
-            restored = original
-        else:  # someone else edited the file meanwhile: take out only our block
-            restored = current.replace(block.encode(), b"", 1)
-        with open(path, "wb") as f:
-            f.write(restored)
-        assert path.read_bytes() == restored
 
 
 # ------------------------------------------------------------------ STS

@@ -55,38 +55,50 @@ def fresh_repo(server: EcrdServer, prefix: str, **kwargs) -> str:
 # ------------------------------------------------------------------ docker
 
 
+DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
+
+
 @pytest.fixture(scope="module")
 def docker_env():
-    """A private dockerd (vfs storage, no networking of its own) and a
-    private client config, so the test touches nothing of the machine's."""
+    """A dockerd and a private client config, so the test touches nothing of
+    the machine's: the machine's own dockerd when one answers on the default
+    socket (left running afterwards), else a private one (vfs storage, no
+    networking of its own) stopped afterwards."""
     if shutil.which("dockerd") is None or shutil.which("docker") is None:
         pytest.skip("docker is not installed (.ci/run installs docker.io)")
     if os.geteuid() != 0:
         pytest.skip("dockerd needs root")
     root = Path(tempfile.mkdtemp(prefix="ecrd-e2e-docker-"))
-    sock = root / "docker.sock"
-    log = open(root / "dockerd.log", "w")
-    proc = subprocess.Popen(
-        ["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none",
-         "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--pidfile", str(root / "docker.pid"), "--host", f"unix://{sock}"],
-        stdout=log, stderr=subprocess.STDOUT)
-    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=str(root / "config"),
-               DOCKER_BUILDKIT="0")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if subprocess.run(["docker", "info"], env=env, capture_output=True).returncode == 0:
-            break
-        if proc.poll() is not None:
-            # A machine whose kernel refuses dockerd (no cgroups, no overlay of
-            # namespaces) cannot run these tests; say so loudly and skip them.
-            log_text = (root / "dockerd.log").read_text()
-            print(f"dockerd exited, docker tests skipped:\n{log_text}")
-            pytest.skip(f"dockerd could not start here: {log_text[-500:]}")
-        time.sleep(0.5)
+    proc = None
+    log = None
+    env = dict(os.environ, DOCKER_CONFIG=str(root / "config"), DOCKER_BUILDKIT="0")
+    shared = dict(env, DOCKER_HOST=f"unix://{DEFAULT_DOCKER_SOCKET}")
+    if DEFAULT_DOCKER_SOCKET.is_socket() and subprocess.run(
+            ["docker", "info"], env=shared, capture_output=True, timeout=30).returncode == 0:
+        env = shared
     else:
-        proc.kill()
-        pytest.skip(f"dockerd did not start within 60 s: {(root / 'dockerd.log').read_text()[-500:]}")
+        sock = root / "docker.sock"
+        log = open(root / "dockerd.log", "w")
+        proc = subprocess.Popen(
+            ["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none",
+             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+             "--pidfile", str(root / "docker.pid"), "--host", f"unix://{sock}"],
+            stdout=log, stderr=subprocess.STDOUT)
+        env["DOCKER_HOST"] = f"unix://{sock}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if subprocess.run(["docker", "info"], env=env, capture_output=True).returncode == 0:
+                break
+            if proc.poll() is not None:
+                # A machine whose kernel refuses dockerd (no cgroups, no overlay of
+                # namespaces) cannot run these tests; say so loudly and skip them.
+                log_text = (root / "dockerd.log").read_text()
+                print(f"dockerd exited, docker tests skipped:\n{log_text}")
+                pytest.skip(f"dockerd could not start here: {log_text[-500:]}")
+            time.sleep(0.5)
+        else:
+            proc.kill()
+            pytest.skip(f"dockerd did not start within 60 s: {(root / 'dockerd.log').read_text()[-500:]}")
     # An image built offline: FROM scratch with two layers of our own.
     ctx = root / "ctx"
     ctx.mkdir()
@@ -96,12 +108,17 @@ def docker_env():
     subprocess.run(["docker", "build", "-q", "-t", "ecrd-e2e/hello:v1", str(ctx)], env=env,
                    check=True, capture_output=True, timeout=300)
     yield env
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    if proc is None:
+        # The machine's dockerd stays; what this module made in it goes.
+        subprocess.run(["docker", "image", "rm", "-f", "ecrd-e2e/hello:v1"], env=env,
+                       capture_output=True, timeout=120)
+    else:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
     shutil.rmtree(root, ignore_errors=True)
 
 
