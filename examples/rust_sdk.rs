@@ -44,7 +44,9 @@ async fn main() -> Result<(), Error> {
         .tags(Tag::builder().key("team").value("platform").build()?)
         .send()
         .await?;
-    let repo = created.repository().ok_or("CreateRepository answered no repository")?;
+    let repo = created
+        .repository()
+        .ok_or("CreateRepository answered no repository")?;
     println!(
         "created {} ({})",
         repo.repository_uri().unwrap_or_default(),
@@ -71,7 +73,11 @@ async fn main() -> Result<(), Error> {
         "scan on push",
     )?;
     let arn = repo.repository_arn().ok_or("no repositoryArn")?;
-    let tags = ecr.list_tags_for_resource().resource_arn(arn).send().await?;
+    let tags = ecr
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await?;
     let tags: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
     check(tags == [("team", "platform")], "tags")?;
     println!("described {REPO}: IMMUTABLE, scan on push, tags {tags:?}");
@@ -87,8 +93,9 @@ async fn main() -> Result<(), Error> {
         .repository_name(REPO)
         .send()
         .await?;
-    let same = serde_json::from_str::<serde_json::Value>(read.lifecycle_policy_text().unwrap_or(""))?
-        == serde_json::from_str::<serde_json::Value>(policy)?;
+    let same =
+        serde_json::from_str::<serde_json::Value>(read.lifecycle_policy_text().unwrap_or(""))?
+            == serde_json::from_str::<serde_json::Value>(policy)?;
     check(same, "lifecycle policy round trip")?;
     println!("lifecycle policy stored");
 
@@ -119,7 +126,10 @@ async fn main() -> Result<(), Error> {
         .send()
         .await
     {
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_repository_not_found_exception()) =>
+        {
             println!("deleted; describing it again: {}", e.into_service_error());
         }
         Err(e) => return Err(e.into()),
