@@ -305,9 +305,11 @@ def aws_ecr_repository_creation_template(account: str) -> None:
     assert json.loads(template["lifecyclePolicy"]) == json.loads(lifecycle)
     step("create: CreateRepositoryCreationTemplate, then Describe: as set")
 
+    # The provider sends only what changed (d.HasChange); removed tags are an
+    # empty list.
     ecr.update_repository_creation_template(
-        prefix=prefix, description="cache repositories", appliedFor=["PULL_THROUGH_CACHE"],
-        imageTagMutability="IMMUTABLE", resourceTags=[])
+        prefix=prefix, description="cache repositories", imageTagMutability="IMMUTABLE",
+        resourceTags=[])
     template = read()
     exactly(template, {"description": "cache repositories", "appliedFor": ["PULL_THROUGH_CACHE"],
                        "imageTagMutability": "IMMUTABLE",
