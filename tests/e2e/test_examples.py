@@ -254,13 +254,34 @@ def test_terraform_provider_replay(spawn):
 # ------------------------------------------------------------------ --help and README
 
 
+def serve_help() -> str:
+    return subprocess.run([str(find_binary()), "serve", "--help"], capture_output=True,
+                          text=True, timeout=30, check=True).stdout
+
+
 def help_names() -> tuple[set[str], set[str]]:
     """(flags, environment variables) that `ecrd serve --help` names."""
-    out = subprocess.run([str(find_binary()), "serve", "--help"], capture_output=True,
-                         text=True, timeout=30, check=True).stdout
+    out = serve_help()
     flags = set(re.findall(r"^\s+(?:-\w, )?(--[a-z0-9-]+)", out, re.M)) - {"--help"}
     env = set(re.findall(r"\b(ECRD_[A-Z0-9_]+)\b", out))
     return flags, env
+
+
+def help_pairs() -> set[tuple[str, str]]:
+    """(flag, its variable) as clap prints them: `[env: NAME=]` in the flag's block."""
+    blocks = re.split(r"^(?=\s{2,6}(?:-\w, )?--[a-z])", serve_help(), flags=re.M)
+    pairs = set()
+    for block in blocks:
+        flag = re.match(r"\s+(?:-\w, )?(--[a-z0-9-]+)", block)
+        env = re.search(r"\[env: (ECRD_[A-Z0-9_]+)", block)
+        if flag and env:
+            pairs.add((flag.group(1), env.group(1)))
+    return pairs
+
+
+def readme_pairs() -> set[tuple[str, str]]:
+    table = section(README.read_text(), "## Configuration reference")
+    return set(re.findall(r"^\| `(--[a-z0-9-]+)` \| `(ECRD_[A-Z0-9_]+)` \|", table, re.M))
 
 
 def readme_names() -> tuple[set[str], set[str]]:
@@ -269,7 +290,7 @@ def readme_names() -> tuple[set[str], set[str]]:
     flags, env = set(), set()
     for row in re.findall(r"^\|(.*)\|$", table, re.M):
         cells = [c.strip() for c in row.split("|")]
-        if len(cells) < 4 or cells[0] == "Flag" or set(cells[0]) <= {"-"}:
+        if len(cells) < 4 or cells[0] == "Flag" or re.fullmatch(r":?-+:?", cells[0]):
             continue  # the header and its rule
         flags |= set(re.findall(r"`(--[a-z0-9-]+)`", cells[0]))
         env |= set(re.findall(r"`(ECRD_[A-Z0-9_]+)`", cells[1]))
@@ -284,3 +305,5 @@ def test_help_and_readme_configuration_table_agree():
     assert readme_flags - help_flags == set(), "flags in the README's table, not in --help"
     assert help_env - readme_env == set(), "variables in --help, not in the README's table"
     assert readme_env - help_env == set(), "variables in the README's table, not in --help"
+    # And each row pairs a flag with the variable clap reads for it.
+    assert help_pairs() == readme_pairs()
