@@ -9,7 +9,7 @@ README's configuration table.
 - examples/docker/push-pull.sh (a dockerd already on the default socket, or
   the private one test_registry_clients starts),
 - examples/terraform: `terraform fmt -check`, and replay.py's provider calls,
-- the README's skopeo and oras quick starts, block for block.
+- the README's boto3, docker, skopeo and oras quick starts, block for block.
 """
 
 from __future__ import annotations
@@ -168,6 +168,26 @@ def test_docker_push_pull_example(spawn, docker_daemon):
     assert f"localhost:{server.port}/quickstart/docker@sha256:" in out
     assert "quickstart/docker" in out.splitlines()[-1]
     assert boto_client(server).describe_repositories()["repositories"] == []
+
+
+def test_readme_docker_block(spawn, docker_daemon, tmp_path):
+    """The README's docker quick start as written (its image built from
+    scratch in ./hello), with the port this server has."""
+    server = spawn()
+    block = code_blocks(section(README.read_text(), "### docker"), "sh")[0]
+    script = (block.replace("http://localhost:4566", server.url)
+              .replace("localhost:4566", f"localhost:{server.port}"))
+    env = {k: v for k, v in docker_daemon.items() if k.startswith("DOCKER")}
+    env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_DEFAULT_REGION="us-east-1", DOCKER_BUILDKIT="0")
+    out = run_example(["bash", "-euo", "pipefail", "-c", script], server, cwd=tmp_path, env=env)
+    [detail] = boto_client(server).describe_images(
+        repositoryName="quickstart/docker")["imageDetails"]
+    assert detail["imageTags"] == ["v1"]
+    assert detail["imageDigest"] in out  # docker pull printed the digest it got
+    tag = f"localhost:{server.port}/quickstart/docker:v1"
+    subprocess.run(["docker", "image", "rm", tag], env=dict(os.environ, **env),
+                   capture_output=True, timeout=60)
 
 
 # ------------------------------------------------------------------ skopeo, oras (README)
