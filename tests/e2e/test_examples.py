@@ -29,7 +29,7 @@ from test_registry_clients import docker_env  # noqa: F401  (the private dockerd
 EXAMPLES = REPO_ROOT / "examples"
 README = REPO_ROOT / "README.md"
 sys.path.insert(0, str(REPO_ROOT))
-from fixtures.images import image, push_with_api  # noqa: E402
+from fixtures.images import OCI_MANIFEST, image, push_with_api  # noqa: E402
 
 
 def run_example(cmd: list[str], server, cwd: Path | None = None, env: dict | None = None,
@@ -230,6 +230,27 @@ def test_readme_oras_blocks(spawn, tmp_path):
     assert (tmp_path / "pulled" / "sbom.json").read_bytes() == (tmp_path / "sbom.json").read_bytes()
     [detail] = boto_client(server).describe_images(repositoryName="team/oras")["imageDetails"]
     assert detail["imageTags"] == ["sbom"]
+
+
+def test_fixture_image_pushed_through_the_api_pulls_from_v2(spawn):
+    """fixtures/images.py's image, pushed with the API's layer upload and
+    PutImage, is the same bytes on the registry plane."""
+    server = spawn()
+    ecr = boto_client(server)
+    ecr.create_repository(repositoryName="fixtures/hello")
+    img = image({"hello.txt": b"hello from fixtures\n"})
+    assert push_with_api(ecr, "fixtures/hello", img, "v1") == img.digest
+    assert push_with_api(ecr, "fixtures/hello", img, "v2") == img.digest  # blobs already there
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    auth = {"Authorization": f"Basic {token}"}
+    status, headers, body = http("GET", f"{server.url}/v2/fixtures/hello/manifests/v1",
+                                 headers={**auth, "Accept": OCI_MANIFEST})
+    assert status == 200 and body == img.manifest
+    assert {k.lower(): v for k, v in headers.items()}["docker-content-digest"] == img.digest
+    for digest, data in img.blobs.items():
+        status, _, body = http("GET", f"{server.url}/v2/fixtures/hello/blobs/{digest}",
+                               headers=auth)  # urllib follows ecrd's 307
+        assert (status, body) == (200, data)
 
 
 # ------------------------------------------------------------------ Terraform
