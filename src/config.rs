@@ -24,7 +24,12 @@ pub enum AuthMode {
 }
 
 /// Flags of `ecrd serve`.
+///
+/// `ECRD_LOG` is read by the logger, not by clap, so `--help` names it in
+/// its epilogue; the README's configuration table lists the same variables
+/// (tests/e2e/test_examples.py compares the two).
 #[derive(Debug, Clone, Args)]
+#[command(after_long_help = SERVE_ENVIRONMENT, after_help = SERVE_ENVIRONMENT)]
 pub struct ServeConfig {
     /// Address to listen on (`0.0.0.0` for every interface, as in a
     /// container).
@@ -238,6 +243,10 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 }
+
+/// The variables of `ecrd serve` that are not a flag's.
+const SERVE_ENVIRONMENT: &str = "Environment (no flag):
+  ECRD_LOG  Log filter in `tracing` EnvFilter syntax (`warn`, `ecrd=debug`, ...); at `info` every API request is logged [default: info]";
 
 /// How request logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -74,15 +74,13 @@ fn health(args: HealthArgs) -> std::process::ExitCode {
 /// Request logs go through a background writer thread, so a slow terminal
 /// or pipe never holds up a request. The returned guard flushes on drop.
 /// The stores of a data directory, for export and import.
-fn open_data_dir(
-    path: &std::path::Path,
-) -> Result<
-    (
-        Arc<dyn ecrd::store::MetadataStore>,
-        Arc<dyn ecrd::store::blobs::BlobStore>,
-    ),
-    String,
-> {
+type DataDirStores = (
+    Arc<dyn ecrd::store::MetadataStore>,
+    Arc<dyn ecrd::store::blobs::BlobStore>,
+);
+
+/// Opens a data directory's stores (the server must not be running on it).
+fn open_data_dir(path: &std::path::Path) -> Result<DataDirStores, String> {
     use ecrd::store::disk::{DataDir, DiskStore};
     use ecrd::store::disk_blobs::DiskBlobStore;
     let dir = DataDir::open(path).map_err(|e| e.0)?;
