@@ -71,15 +71,14 @@ fn health(args: HealthArgs) -> std::process::ExitCode {
     }
 }
 
-/// Request logs go through a background writer thread, so a slow terminal
-/// or pipe never holds up a request. The returned guard flushes on drop.
-/// The stores of a data directory, for export and import.
+/// A data directory's metadata and blob stores.
 type DataDirStores = (
     Arc<dyn ecrd::store::MetadataStore>,
     Arc<dyn ecrd::store::blobs::BlobStore>,
 );
 
-/// Opens a data directory's stores (the server must not be running on it).
+/// Opens a data directory's stores, for export and import (the server must
+/// not be running on it).
 fn open_data_dir(path: &std::path::Path) -> Result<DataDirStores, String> {
     use ecrd::store::disk::{DataDir, DiskStore};
     use ecrd::store::disk_blobs::DiskBlobStore;

@@ -33,6 +33,9 @@ use crate::state::AppState;
 use crate::store::memory::MemoryStore;
 use crate::store::tables;
 
+/// Blob uploads a seed runs at once (see `Run::upload_missing`).
+const UPLOADS_AT_ONCE: usize = 16;
+
 /// What a seed did.
 #[derive(Debug, Clone, Default)]
 pub struct SeedReport {
@@ -499,9 +502,13 @@ impl Run<'_> {
             }
         }
         self.report.repositories += 1;
+        let mut loaded = Vec::with_capacity(repo.images.len());
         for (i, image) in repo.images.iter().enumerate() {
-            self.image(scope, &name, image, &format!("{at}.images[{i}]"))
-                .await?;
+            loaded.push(self.load_image(image, &format!("{at}.images[{i}]")).await?);
+        }
+        self.upload_missing(scope, &name, &loaded, at).await?;
+        for (i, (image, loaded)) in repo.images.iter().zip(&loaded).enumerate() {
+            self.push_image(scope, &name, image, loaded, &format!("{at}.images[{i}]"))?;
         }
         if let Some(policy) = &repo.repository_policy {
             self.call(
@@ -556,42 +563,79 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Pushes one image from its local source, as a client's push would:
-    /// each blob the repository lacks through a layer upload, then the
-    /// manifests (children first) and the tags.
-    async fn image(
+    /// Reads one image's source (index, manifests, which blobs it needs).
+    async fn load_image(
+        &self,
+        image: &super::schema::ImageSeed,
+        at: &str,
+    ) -> Result<LoadedImage, SeedError> {
+        let source_at = format!("{at}.source");
+        let source = ImageSource::parse(&image.source, &self.seed.base_dir())
+            .map_err(|e| self.seed.error(&source_at, e))?;
+        tokio::task::spawn_blocking(move || sources::load(&source))
+            .await
+            .map_err(|e| self.seed.error(&source_at, e.to_string()))?
+            .map_err(|e| self.seed.error(&source_at, e))
+    }
+
+    /// Uploads, as a client's push would (a layer upload each), every blob
+    /// of the repository's images that the repository lacks, each once and
+    /// `UPLOADS_AT_ONCE` at a time. On disk every stored blob costs two
+    /// fsyncs (the file, then its directory); run one after another they
+    /// are most of a seed's time, while concurrent ones share the
+    /// filesystem's journal commits (about 25x faster here).
+    async fn upload_missing(
+        &mut self,
+        scope: &Scope,
+        repo: &RepositoryName,
+        loaded: &[LoadedImage],
+        at: &str,
+    ) -> Result<(), SeedError> {
+        use futures_util::stream::{self, StreamExt};
+        let source_at = |i: usize| format!("{at}.images[{i}].source");
+        let mut wanted: Vec<(usize, &sources::BlobFile)> = Vec::new();
+        for (i, image) in loaded.iter().enumerate() {
+            for blob in &image.blobs {
+                if wanted.iter().any(|(_, b)| b.digest == blob.digest) {
+                    continue;
+                }
+                let present = self
+                    .ecr()
+                    .layer_size(scope, repo, &blob.digest)
+                    .await
+                    .map_err(|e| self.domain_error(&source_at(i), e))?;
+                if present.is_none() {
+                    wanted.push((i, blob));
+                }
+            }
+        }
+        let this = &*self;
+        let mut results: Vec<(usize, Result<u64, EcrError>)> = stream::iter(wanted)
+            .map(|(i, blob)| async move { (i, this.upload(scope, repo, &loaded[i], blob).await) })
+            .buffer_unordered(UPLOADS_AT_ONCE)
+            .collect()
+            .await;
+        // The first failing image in file order names the error.
+        results.sort_by_key(|(i, _)| *i);
+        for (i, result) in results {
+            let size = result.map_err(|e| self.domain_error(&source_at(i), e))?;
+            self.report.blobs_uploaded += 1;
+            self.report.bytes_uploaded += size;
+        }
+        Ok(())
+    }
+
+    /// Pushes one image's manifests (children first), its blobs already
+    /// uploaded, and applies its tags.
+    fn push_image(
         &mut self,
         scope: &Scope,
         repo: &RepositoryName,
         image: &super::schema::ImageSeed,
+        loaded: &LoadedImage,
         at: &str,
     ) -> Result<(), SeedError> {
         let source_at = format!("{at}.source");
-        let source = ImageSource::parse(&image.source, &self.seed.base_dir())
-            .map_err(|e| self.seed.error(&source_at, e))?;
-        let loaded: LoadedImage = {
-            let source = source.clone();
-            tokio::task::spawn_blocking(move || sources::load(&source))
-                .await
-                .map_err(|e| self.seed.error(&source_at, e.to_string()))?
-                .map_err(|e| self.seed.error(&source_at, e))?
-        };
-        for blob in &loaded.blobs {
-            let present = self
-                .ecr()
-                .layer_size(scope, repo, &blob.digest)
-                .await
-                .map_err(|e| self.domain_error(&source_at, e))?;
-            if present.is_some() {
-                continue;
-            }
-            let size = self
-                .upload(scope, repo, &loaded, blob)
-                .await
-                .map_err(|e| self.domain_error(&source_at, e))?;
-            self.report.blobs_uploaded += 1;
-            self.report.bytes_uploaded += size;
-        }
         let Some((top, children)) = loaded.manifests.split_last() else {
             return Err(self.seed.error(&source_at, "the source holds no manifest"));
         };

@@ -11,7 +11,13 @@ Fixtures:
   `/_ecrd/reset` before every test that uses it;
 - `spawn`: starts extra servers with their own flags/environment for one test
   and kills them afterwards;
-- `boto`, `aws`: clients pointed at a server.
+- `boto`, `aws`: clients pointed at a server;
+- `docker_env`: the environment for a `docker` client talking to a dockerd
+  (the machine's own when one answers on the default socket, else a private
+  one this session starts, and stops, itself), with `ecrd-e2e/hello:v1`
+  built offline (FROM scratch);
+- `docker(env, ...)`, `skopeo(...)`: run those clients, failing with their
+  output.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -334,6 +341,95 @@ def boto(ecrd):
 def unchecked(ecrd):
     """boto3 without client-side parameter validation."""
     return boto_client(ecrd, validate=False)
+
+
+# ---------------------------------------------------------- docker, skopeo
+
+
+def docker(env, *args, check=True, stdin=None):
+    result = subprocess.run(["docker", *args], env=env, capture_output=True, text=True,
+                            input=stdin, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def skopeo(*args, check=True):
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed (.ci/run installs it)")
+    result = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"skopeo {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _docker_answers(env) -> bool:
+    return subprocess.run(["docker", "info"], env=env, capture_output=True,
+                          timeout=30).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def docker_env():
+    """An environment for `docker` with a private client config (logins stay
+    out of the machine's). The daemon is the machine's own when one answers
+    on the default socket (it is used, never stopped); otherwise a private
+    dockerd (vfs storage, no networking of its own) started for this session
+    and stopped after it."""
+    if shutil.which("docker") is None:
+        pytest.skip("docker is not installed (.ci/run installs docker.io)")
+    root = Path(tempfile.mkdtemp(prefix="ecrd-e2e-docker-"))
+    base = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+    env = dict(base, DOCKER_CONFIG=str(root / "config"), DOCKER_BUILDKIT="0")
+    proc = None
+    log = None
+    if not (Path("/var/run/docker.sock").exists() and _docker_answers(env)):
+        if shutil.which("dockerd") is None:
+            pytest.skip("dockerd is not installed (.ci/run installs docker.io)")
+        if os.geteuid() != 0:
+            pytest.skip("dockerd needs root")
+        sock = root / "docker.sock"
+        log = open(root / "dockerd.log", "w")
+        proc = subprocess.Popen(
+            ["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none",
+             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+             "--pidfile", str(root / "docker.pid"), "--host", f"unix://{sock}"],
+            stdout=log, stderr=subprocess.STDOUT)
+        env["DOCKER_HOST"] = f"unix://{sock}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if _docker_answers(env):
+                break
+            if proc.poll() is not None:
+                # A machine whose kernel refuses dockerd (no cgroups, no overlay
+                # of namespaces) cannot run these tests; say so loudly, skip them.
+                log_text = (root / "dockerd.log").read_text()
+                print(f"dockerd exited, docker tests skipped:\n{log_text}")
+                pytest.skip(f"dockerd could not start here: {log_text[-500:]}")
+            time.sleep(0.5)
+        else:
+            proc.kill()
+            proc.wait(timeout=30)
+            pytest.skip(f"dockerd did not start within 60 s: "
+                        f"{(root / 'dockerd.log').read_text()[-500:]}")
+    # An image built offline: FROM scratch with two layers of our own.
+    ctx = root / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text("hello from ecrd e2e\n")
+    (ctx / "data.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\nCOPY data.bin /data.bin\n")
+    subprocess.run(["docker", "build", "-q", "-t", "ecrd-e2e/hello:v1", str(ctx)], env=env,
+                   check=True, capture_output=True, timeout=300)
+    yield env
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+    if log is not None:
+        log.close()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def pytest_report_header(config):

@@ -41,10 +41,11 @@ from botocore.exceptions import ClientError
 
 from conftest import DEFAULT_ACCOUNT, EcrdServer, find_binary, free_port, loopback_hosts, run_aws
 
-# The registry-client module knows how to make an OCI layout, drive skopeo and
-# start a private dockerd (skipping with the reason when it cannot): reuse it.
-# Imported here, `docker_env` is a fixture of this module too (its own dockerd).
-from test_registry_clients import docker, docker_env, skopeo, write_oci_layout  # noqa: F401
+# The shared harness drives docker and skopeo (`docker_env` is its session
+# fixture: a dockerd, skipping with the reason when none can run); the
+# registry-client module knows how to make an OCI layout: reuse both.
+from conftest import docker, skopeo  # noqa: F401
+from test_registry_clients import write_oci_layout  # noqa: F401
 
 BACKENDS = ["memory", "disk"]
 REGION = "us-east-1"

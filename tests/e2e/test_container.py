@@ -36,7 +36,7 @@ import pytest
 
 from conftest import REPO_ROOT, aws_json, find_binary, free_port, run_aws
 # A dockerd (the machine's, or a private one) and the image it pushes.
-from test_registry_clients import docker, docker_env  # noqa: F401
+from conftest import docker  # noqa: F401  (docker_env is a conftest fixture)
 
 TARGET = "x86_64-unknown-linux-gnu"
 UID = "65532"

@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, boto_client, find_binary, http
-from test_registry_clients import docker_env  # noqa: F401  (the private dockerd fixture)
 
 EXAMPLES = REPO_ROOT / "examples"
 README = REPO_ROOT / "README.md"

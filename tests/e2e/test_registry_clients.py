@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EcrdServer, aws_json, boto_client, run_aws
+from conftest import EcrdServer, aws_json, boto_client, docker, run_aws, skopeo
 
 BACKENDS = ["memory", "disk"]
 
@@ -53,81 +53,6 @@ def fresh_repo(server: EcrdServer, prefix: str, **kwargs) -> str:
 
 
 # ------------------------------------------------------------------ docker
-
-
-DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
-
-
-@pytest.fixture(scope="module")
-def docker_env():
-    """A dockerd and a private client config, so the test touches nothing of
-    the machine's: the machine's own dockerd when one answers on the default
-    socket (left running afterwards), else a private one (vfs storage, no
-    networking of its own) stopped afterwards."""
-    if shutil.which("dockerd") is None or shutil.which("docker") is None:
-        pytest.skip("docker is not installed (.ci/run installs docker.io)")
-    if os.geteuid() != 0:
-        pytest.skip("dockerd needs root")
-    root = Path(tempfile.mkdtemp(prefix="ecrd-e2e-docker-"))
-    proc = None
-    log = None
-    env = dict(os.environ, DOCKER_CONFIG=str(root / "config"), DOCKER_BUILDKIT="0")
-    shared = dict(env, DOCKER_HOST=f"unix://{DEFAULT_DOCKER_SOCKET}")
-    if DEFAULT_DOCKER_SOCKET.is_socket() and subprocess.run(
-            ["docker", "info"], env=shared, capture_output=True, timeout=30).returncode == 0:
-        env = shared
-    else:
-        sock = root / "docker.sock"
-        log = open(root / "dockerd.log", "w")
-        proc = subprocess.Popen(
-            ["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none",
-             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-             "--pidfile", str(root / "docker.pid"), "--host", f"unix://{sock}"],
-            stdout=log, stderr=subprocess.STDOUT)
-        env["DOCKER_HOST"] = f"unix://{sock}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if subprocess.run(["docker", "info"], env=env, capture_output=True).returncode == 0:
-                break
-            if proc.poll() is not None:
-                # A machine whose kernel refuses dockerd (no cgroups, no overlay of
-                # namespaces) cannot run these tests; say so loudly and skip them.
-                log_text = (root / "dockerd.log").read_text()
-                print(f"dockerd exited, docker tests skipped:\n{log_text}")
-                pytest.skip(f"dockerd could not start here: {log_text[-500:]}")
-            time.sleep(0.5)
-        else:
-            proc.kill()
-            pytest.skip(f"dockerd did not start within 60 s: {(root / 'dockerd.log').read_text()[-500:]}")
-    # An image built offline: FROM scratch with two layers of our own.
-    ctx = root / "ctx"
-    ctx.mkdir()
-    (ctx / "hello.txt").write_text("hello from ecrd e2e\n")
-    (ctx / "data.bin").write_bytes(os.urandom(3 * 1024 * 1024))
-    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\nCOPY data.bin /data.bin\n")
-    subprocess.run(["docker", "build", "-q", "-t", "ecrd-e2e/hello:v1", str(ctx)], env=env,
-                   check=True, capture_output=True, timeout=300)
-    yield env
-    if proc is None:
-        # The machine's dockerd stays; what this module made in it goes.
-        subprocess.run(["docker", "image", "rm", "-f", "ecrd-e2e/hello:v1"], env=env,
-                       capture_output=True, timeout=120)
-    else:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def docker(env, *args, check=True, stdin=None):
-    result = subprocess.run(["docker", *args], env=env, capture_output=True, text=True,
-                            input=stdin, timeout=300)
-    if check and result.returncode != 0:
-        raise AssertionError(f"docker {args} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def test_docker_login_push_pull(registry, docker_env):
@@ -217,15 +142,6 @@ def write_oci_layout(path: Path, layer: bytes) -> str:
                        "annotations": {"org.opencontainers.image.ref.name": "v1"}}],
     }))
     return manifest_digest
-
-
-def skopeo(*args, check=True):
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo is not installed (.ci/run installs it)")
-    result = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=300)
-    if check and result.returncode != 0:
-        raise AssertionError(f"skopeo {args} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def test_skopeo_copy_in_and_out(registry, tmp_path):

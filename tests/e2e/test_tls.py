@@ -33,7 +33,7 @@ import pytest
 
 from conftest import DEFAULT_ACCOUNT, EcrdServer, aws_json, boto_client, loopback_hosts, run_aws
 # A dockerd (the machine's, or a private one) and the image it pushes.
-from test_registry_clients import docker, docker_env  # noqa: F401
+from conftest import docker  # noqa: F401  (docker_env is a conftest fixture)
 
 REGION = "us-east-1"
 REGISTRY = f"{DEFAULT_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
