@@ -198,8 +198,10 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_INIT")]
     pub init: Option<PathBuf>,
 
-    /// Log format: `text` (coloured only when stderr is a terminal) or
-    /// `json` (one object per line).
+    /// Log format: `text` (coloured only when standard output, where logs
+    /// go, is a terminal) or `json` (one object per line, never coloured).
+    /// Every line of a request carries its id, the `x-amzn-RequestId` of
+    /// its answer.
     #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 

@@ -42,12 +42,26 @@ impl Default for RequestId {
     }
 }
 
-/// Logs a failed request in the current span.
+/// Logs a failed request in the current span. The error's own message is
+/// `error_message`: a field named `message` would be the event's message
+/// (a second `"message"` key in a JSON line, hiding `"failed"`).
 pub fn failed(status: u16, code: &str, message: &str, elapsed_us: u64) {
     if is_server_fault(status) {
-        tracing::error!(status, error = code, message, elapsed_us, "failed");
+        tracing::error!(
+            status,
+            error = code,
+            error_message = message,
+            elapsed_us,
+            "failed"
+        );
     } else {
-        tracing::info!(status, error = code, message, elapsed_us, "failed");
+        tracing::info!(
+            status,
+            error = code,
+            error_message = message,
+            elapsed_us,
+            "failed"
+        );
     }
 }
 

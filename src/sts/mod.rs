@@ -105,7 +105,7 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
             tracing::info!(
                 status = e.status.as_u16(),
                 error = e.code,
-                message = %e.message,
+                error_message = %e.message,
                 "sts failed"
             );
             let sender = if e.status.is_server_error() {
