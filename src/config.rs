@@ -153,7 +153,7 @@ pub struct ServeConfig {
 
     /// Bearer token the operator endpoints (`/_ecrd/reset`, `/_ecrd/clock`,
     /// `/_ecrd/lifecycle/evaluate`, `/_ecrd/gc`, `/_ecrd/replication/run`,
-    /// `/moto-api/reset`) require
+    /// `/_ecrd/metrics`, `/moto-api/reset`, ...) require
     /// as `Authorization: Bearer <token>`. Default: none (health stays open
     /// either way).
     #[arg(long, env = "ECRD_OPERATOR_TOKEN", hide_env_values = true)]

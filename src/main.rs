@@ -71,18 +71,14 @@ fn health(args: HealthArgs) -> std::process::ExitCode {
     }
 }
 
-/// Request logs go through a background writer thread, so a slow terminal
-/// or pipe never holds up a request. The returned guard flushes on drop.
+/// A data directory's metadata and blob stores.
+type Stores = (
+    Arc<dyn ecrd::store::MetadataStore>,
+    Arc<dyn ecrd::store::blobs::BlobStore>,
+);
+
 /// The stores of a data directory, for export and import.
-fn open_data_dir(
-    path: &std::path::Path,
-) -> Result<
-    (
-        Arc<dyn ecrd::store::MetadataStore>,
-        Arc<dyn ecrd::store::blobs::BlobStore>,
-    ),
-    String,
-> {
+fn open_data_dir(path: &std::path::Path) -> Result<Stores, String> {
     use ecrd::store::disk::{DataDir, DiskStore};
     use ecrd::store::disk_blobs::DiskBlobStore;
     let dir = DataDir::open(path).map_err(|e| e.0)?;

@@ -177,6 +177,12 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION"),
             }),
         );
+        // Both kinds from the start, at 0: a rate over a series that
+        // appears only at the first push misses that push.
+        for kind in ["blob", "manifest"] {
+            pushed.get_or_create(&BodyLabels { kind }).inc_by(0);
+            pulled.get_or_create(&BodyLabels { kind }).inc_by(0);
+        }
         registry.register_collector(Box::new(BackgroundTasks(ecr)));
         Metrics {
             registry,

@@ -342,7 +342,7 @@ pub async fn overview(State(app): State<Arc<AppState>>) -> Page {
             fill: "#0b5cad",
         })
         .collect();
-    bars.sort_by(|a, b| b.value.cmp(&a.value));
+    bars.sort_by_key(|b| std::cmp::Reverse(b.value));
     bars.truncate(MOST_BARS);
     let rows = summaries
         .iter()
@@ -398,7 +398,7 @@ pub async fn registry(State(app): State<Arc<AppState>>, q: Q<RegistryQuery>) -> 
             fill: "#0b5cad",
         })
         .collect();
-    bars.sort_by(|a, b| b.value.cmp(&a.value));
+    bars.sort_by_key(|b| std::cmp::Reverse(b.value));
     bars.truncate(MOST_BARS);
     let rows = page
         .repositories
