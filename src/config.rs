@@ -158,7 +158,7 @@ pub struct ServeConfig {
 
     /// Bearer token the operator endpoints (`/_ecrd/reset`, `/_ecrd/clock`,
     /// `/_ecrd/lifecycle/evaluate`, `/_ecrd/gc`, `/_ecrd/replication/run`,
-    /// `/moto-api/reset`) require
+    /// `/_ecrd/metrics`, `/moto-api/reset`, ...) require
     /// as `Authorization: Bearer <token>`. Default: none (health stays open
     /// either way).
     #[arg(long, env = "ECRD_OPERATOR_TOKEN", hide_env_values = true)]
@@ -219,8 +219,10 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_INIT")]
     pub init: Option<PathBuf>,
 
-    /// Log format: `text` (coloured only when stderr is a terminal) or
-    /// `json` (one object per line).
+    /// Log format: `text` (coloured only when standard output, where logs
+    /// go, is a terminal) or `json` (one object per line, never coloured).
+    /// Every line of a request carries its id, the `x-amzn-RequestId` of
+    /// its answer.
     #[arg(long, env = "ECRD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 

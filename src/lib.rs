@@ -15,6 +15,7 @@ pub mod digest;
 pub mod ecr;
 pub mod health_check;
 pub mod listener;
+pub mod metrics;
 pub mod oci;
 pub mod progress;
 pub mod request_log;

@@ -21,6 +21,8 @@
 //!   certificate of the signing profile's local key, against which managed
 //!   signing's signatures verify (`ecr::signing`);
 //! - `POST /_ecrd/signing/run`: signs every queued image now;
+//! - `GET /_ecrd/metrics`: counters, latency histograms and stored totals
+//!   in the Prometheus text format (`metrics`);
 //! - `GET /_ecrd/snapshot`: the whole state as a snapshot tar (`snapshot`);
 //! - `POST /_ecrd/snapshot`: replaces the whole state with the snapshot tar
 //!   in the body (`Content-Type: application/x-tar`), verified first;
@@ -61,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_ecrd/signing/certificate", get(signing_certificate))
         .route("/_ecrd/signing/run", post(run_signing))
         .route("/_ecrd/snapshot", get(get_snapshot).post(post_snapshot))
+        .route("/_ecrd/metrics", get(crate::metrics::endpoint))
         .route("/moto-api/reset", post(reset))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -74,6 +77,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::console::routes())
         .merge(crate::oci::routes())
         .fallback(not_found)
+        // Outermost: every request, routed or not, gets its id, its span
+        // and its count here.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -678,7 +687,9 @@ impl Server {
                     bytes_per_second: self.state.config.min_body_rate,
                 }),
         };
-        let app = router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
+        // No tower-http TraceLayer: `metrics::track` logs every request in
+        // a span that carries its id.
+        let app = router(self.state);
         let acceptor = self.tls.map(|t| t.acceptor);
         let served = crate::listener::serve(self.listener, app, limits, acceptor, shutdown).await;
         // Wait for the background tasks to end, not just ask them to: each

@@ -34,6 +34,8 @@ pub struct AppState {
     pub started: Instant,
     /// Bytes of control-plane bodies buffered at once (`--api-body-budget`).
     pub api_bodies: ByteBudget,
+    /// What `GET /_ecrd/metrics` reports.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A configuration that cannot start a server.
@@ -133,6 +135,7 @@ impl AppState {
             ecr.scanner.set_source(path.clone());
         }
         let config_budget = config.api_body_budget;
+        let metrics = crate::metrics::Metrics::new(ecr.clone());
         Ok(AppState {
             config,
             ecr,
@@ -141,6 +144,7 @@ impl AppState {
             tokens,
             started: Instant::now(),
             api_bodies: ByteBudget::new(config_budget),
+            metrics,
         })
     }
 }

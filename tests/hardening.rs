@@ -1,6 +1,8 @@
 //! Hardening against hostile and careless clients, on every backend: the
-//! clock endpoint's range, background tasks that outlive a bad run, and
-//! operator endpoints a web page cannot reach.
+//! clock endpoint's range, background tasks that outlive a bad run,
+//! operator endpoints a web page cannot reach; and what an operator sees of
+//! a running server: the metrics endpoint's counts and the request id on
+//! every answer.
 
 #![allow(clippy::unwrap_used)]
 
@@ -485,4 +487,336 @@ async fn connections_over_the_cap_wait_for_a_slot() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     drop(second);
     server.stop().await;
+}
+
+/// The value of the series `name{labels...}` in a Prometheus text
+/// exposition (labels given must all match; others may be present), or 0
+/// when no such series is there yet.
+fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((key, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (family, label_text) = match key.split_once('{') {
+            Some((f, rest)) => (f, rest.trim_end_matches('}')),
+            None => (key, ""),
+        };
+        if family != name {
+            continue;
+        }
+        if labels
+            .iter()
+            .all(|(k, v)| label_text.split(',').any(|kv| kv == format!("{k}=\"{v}\"")))
+        {
+            assert!(found.is_none(), "{name}{labels:?} matches two series");
+            found = Some(value.parse::<f64>().unwrap());
+        }
+    }
+    found.unwrap_or(0.0)
+}
+
+async fn scrape(server: &TestServer) -> String {
+    let r = server
+        .http()
+        .get(format!("{}/_ecrd/metrics", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    r.text().await.unwrap()
+}
+
+/// `/_ecrd/metrics` counts what the planes did, by the right amounts:
+/// control-plane calls by operation and status, registry requests by route,
+/// the bytes a registry client pushed and pulled, what is stored and open,
+/// and background runs; no label ever carries a repository name or digest.
+#[tokio::test]
+async fn metrics_count_what_the_planes_did() {
+    const API: &str = "api";
+    for &backend in BACKENDS {
+        let server = TestServer::start(backend).await;
+        let ecr = server.ecr();
+        let repo = "metrics/app";
+        ecr.create_repository()
+            .repository_name(repo)
+            .send()
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            ecr.describe_repositories().send().await.unwrap();
+        }
+        let missing = ecr
+            .describe_repositories()
+            .repository_names("metrics/missing")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(common::err_code(&missing).0, "RepositoryNotFoundException");
+
+        // A registry push and pull with the login password: one blob
+        // monolithically, a config, a manifest; then the manifest and the
+        // blob back (the blob through its redirect to the download URL).
+        let auth = common::registry_authorization(&ecr).await;
+        let http = server.http();
+        let layer = b"a layer of exactly thirty bytes".to_vec();
+        let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+        let mut pushed = 0u64;
+        let mut digests = Vec::new();
+        for blob in [&layer, &config] {
+            let digest = common::sha256_digest(blob);
+            let r = http
+                .post(format!(
+                    "{}/v2/{repo}/blobs/uploads/?digest={digest}",
+                    server.url
+                ))
+                .header("authorization", &auth)
+                .body(blob.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            pushed += blob.len() as u64;
+            digests.push(digest);
+        }
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":{},"digest":"{}"}}]}}"#,
+            config.len(),
+            digests[1],
+            layer.len(),
+            digests[0]
+        );
+        let r = http
+            .put(format!("{}/v2/{repo}/manifests/v1", server.url))
+            .header("authorization", &auth)
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let got = http
+            .get(format!("{}/v2/{repo}/manifests/v1", server.url))
+            .header("authorization", &auth)
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.bytes().await.unwrap(), manifest.as_bytes());
+        let got = http
+            .get(format!("{}/v2/{repo}/blobs/{}", server.url, digests[0]))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.bytes().await.unwrap(), layer);
+        // An upload left open.
+        let r = http
+            .post(format!("{}/v2/{repo}/blobs/uploads/", server.url))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let r = http
+            .post(format!("{}/_ecrd/gc", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        // A path a client made up is counted, but not as a label.
+        let r = http
+            .get(format!("{}/_ecrd/made-up/{}", server.url, digests[0]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+
+        let text = scrape(&server).await;
+        let requests = |plane: &str, operation: &str, status: &str| {
+            series(
+                &text,
+                "ecrd_requests_total",
+                &[
+                    ("plane", plane),
+                    ("operation", operation),
+                    ("status", status),
+                ],
+            )
+        };
+        assert_eq!(requests(API, "CreateRepository", "200"), 1.0, "{text}");
+        assert_eq!(requests(API, "DescribeRepositories", "200"), 3.0);
+        assert_eq!(requests(API, "DescribeRepositories", "400"), 1.0);
+        assert_eq!(requests(API, "GetAuthorizationToken", "200"), 1.0);
+        assert_eq!(requests("registry", "upload_start", "201"), 2.0);
+        assert_eq!(requests("registry", "upload_start", "202"), 1.0);
+        assert_eq!(requests("registry", "manifest_put", "201"), 1.0);
+        assert_eq!(requests("registry", "manifest_get", "200"), 1.0);
+        assert_eq!(requests("registry", "blob_get", "307"), 1.0);
+        assert_eq!(requests("registry", "blob_download", "200"), 1.0);
+        assert_eq!(requests("operator", "/_ecrd/gc", "200"), 1.0);
+        assert_eq!(requests("other", "unmatched", "404"), 1.0);
+        // Every request has its latency observed under the same labels.
+        assert_eq!(
+            series(
+                &text,
+                "ecrd_request_duration_seconds_count",
+                &[
+                    ("plane", API),
+                    ("operation", "DescribeRepositories"),
+                    ("status", "200")
+                ],
+            ),
+            3.0
+        );
+        assert_eq!(
+            series(
+                &text,
+                "ecrd_request_duration_seconds_bucket",
+                &[
+                    ("plane", API),
+                    ("operation", "DescribeRepositories"),
+                    ("status", "200"),
+                    ("le", "+Inf")
+                ],
+            ),
+            3.0
+        );
+        assert_eq!(
+            series(
+                &text,
+                "ecrd_registry_pushed_bytes_total",
+                &[("kind", "blob")]
+            ),
+            pushed as f64
+        );
+        assert_eq!(
+            series(
+                &text,
+                "ecrd_registry_pushed_bytes_total",
+                &[("kind", "manifest")]
+            ),
+            manifest.len() as f64
+        );
+        assert_eq!(
+            series(
+                &text,
+                "ecrd_registry_pulled_bytes_total",
+                &[("kind", "manifest")]
+            ),
+            manifest.len() as f64
+        );
+        assert_eq!(
+            series(
+                &text,
+                "ecrd_registry_pulled_bytes_total",
+                &[("kind", "blob")]
+            ),
+            layer.len() as f64
+        );
+        assert_eq!(series(&text, "ecrd_repositories", &[]), 1.0);
+        assert_eq!(series(&text, "ecrd_images", &[]), 1.0);
+        assert_eq!(series(&text, "ecrd_blobs", &[]), 2.0);
+        assert_eq!(series(&text, "ecrd_upload_sessions", &[]), 1.0);
+        assert_eq!(
+            series(
+                &text,
+                "ecrd_background_runs_total",
+                &[("task", "garbage_collection")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            series(
+                &text,
+                "ecrd_background_failures_total",
+                &[("task", "garbage_collection")]
+            ),
+            0.0
+        );
+        assert!(!text.contains(repo), "a repository name is a label: {text}");
+        assert!(!text.contains("sha256:"), "a digest is a label: {text}");
+        assert!(!text.contains("made-up"), "a made-up path is a label");
+
+        // The scrape itself was counted before the next one.
+        let text = scrape(&server).await;
+        assert_eq!(
+            series(
+                &text,
+                "ecrd_requests_total",
+                &[("plane", "operator"), ("operation", "/_ecrd/metrics")]
+            ),
+            1.0
+        );
+        server.stop().await;
+    }
+}
+
+/// Every answer carries a request id in `x-amzn-RequestId`, errors of
+/// every plane included (the control plane's JSON errors, the registry's
+/// OCI errors, the operator endpoints' refusals), each its own; the SDK
+/// reads it into its error.
+#[tokio::test]
+async fn every_answer_carries_its_request_id() {
+    use aws_sdk_ecr::operation::RequestId as _;
+    let server = TestServer::start_with(common::Backend::Memory, |c| {
+        c.operator_token = Some("s3cret".into());
+    })
+    .await;
+    let missing = server
+        .ecr()
+        .describe_repositories()
+        .repository_names("nope")
+        .send()
+        .await
+        .unwrap_err();
+    let sdk_id = missing.request_id().unwrap().to_string();
+    assert_eq!(sdk_id.len(), 36, "{sdk_id}");
+    let http = server.http();
+    let mut ids = vec![sdk_id];
+    for (method, path, status) in [
+        (reqwest::Method::POST, "/", 400),   // unsigned API call
+        (reqwest::Method::GET, "/v2/", 401), // registry without login
+        (reqwest::Method::GET, "/v2/a/manifests/x", 401), // registry OCI error
+        (reqwest::Method::POST, "/_ecrd/reset", 401), // operator without token
+        (reqwest::Method::GET, "/_ecrd/metrics", 401), // metrics need the token too
+        (reqwest::Method::GET, "/_ecrd/health", 200), // health stays open
+        (reqwest::Method::GET, "/nowhere", 404), // no route
+    ] {
+        let mut r = http.request(method.clone(), format!("{}{path}", server.url));
+        if path == "/" {
+            r = r.header(
+                "x-amz-target",
+                "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+            );
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        let id = r.headers()["x-amzn-requestid"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(uuid_like(&id), "{method} {path}: {id}");
+        ids.push(id);
+    }
+    let r = http
+        .get(format!("{}/_ecrd/metrics", server.url))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ids.len(), "ids repeat: {ids:?}");
+    server.stop().await;
+}
+
+fn uuid_like(id: &str) -> bool {
+    id.len() == 36 && id.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
 }

@@ -81,7 +81,9 @@ impl Ctx {
 
 /// Axum handler for `POST /`.
 pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    // The id the router's front gave the request: the one its log lines
+    // carry (on the enclosing `request` span) and its answer returns.
+    let request_id = crate::request_log::RequestId::of(request.extensions());
     let target = request
         .headers()
         .get("x-amz-target")
@@ -94,7 +96,6 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
     let span = tracing::info_span!(
         "api",
         operation = operation.map(|o| o.name()).unwrap_or("unknown"),
-        request_id = %request_id,
         account = tracing::field::Empty,
         region = tracing::field::Empty,
     );

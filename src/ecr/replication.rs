@@ -282,8 +282,33 @@ impl Ecr {
     }
 
     /// Runs every queued job, oldest first, until the queue is empty.
-    /// Returns how many jobs ran.
+    /// Returns how many jobs ran. A run that found jobs (or failed) is
+    /// recorded in the task log; the worker's empty polls are not.
     pub async fn run_replication(&self) -> EcrResult<usize> {
+        let started_ms = self.clock.now_ms();
+        let mut failed_copies = 0usize;
+        let result = self.replicate_queue(&mut failed_copies).await;
+        let (outcome, failed) = match &result {
+            Ok(0) => return result,
+            Ok(jobs) => (
+                format!("{jobs} jobs run, {failed_copies} destination copies failed"),
+                failed_copies > 0,
+            ),
+            Err(e) => (e.to_string(), true),
+        };
+        self.tasks.record(
+            "replication",
+            super::overview::TaskRun {
+                started_ms,
+                finished_ms: self.clock.now_ms(),
+                outcome,
+                failed,
+            },
+        );
+        result
+    }
+
+    async fn replicate_queue(&self, failed_copies: &mut usize) -> EcrResult<usize> {
         let mut done = 0;
         loop {
             let page = {
@@ -299,6 +324,7 @@ impl Ecr {
                 for destination in &job.destinations {
                     let outcome = self.replicate_to(&job, destination).await;
                     if let Err(Failure(code, message)) = &outcome {
+                        *failed_copies += 1;
                         tracing::warn!(
                             repository = %job.repository,
                             digest = %job.digest,

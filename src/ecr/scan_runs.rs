@@ -218,16 +218,30 @@ pub async fn run(ecr: Arc<Ecr>, refresh: Duration, mut stop: tokio::sync::watch:
             job = receiver.recv() => {
                 let Some(job) = job else { return };
                 let ecr2 = ecr.clone();
+                let started_ms = ecr.clock.now_ms();
                 // Each scan is its own task: one that panics fails that
                 // image's scan, never the scanner.
                 let outcome = tokio::spawn(async move { scan_one(&ecr2, &job).await.map_err(|e| (job, e)) }).await;
-                match outcome {
-                    Ok(Ok(())) => {}
+                let (outcome, failed) = match outcome {
+                    Ok(Ok(())) => ("scan finished".to_string(), false),
                     Ok(Err((job, e))) => {
                         tracing::warn!(repository = %job.repository, digest = %job.digest, error = %e, "scan could not be recorded");
+                        (format!("scan could not be recorded: {e}"), true)
                     }
-                    Err(e) => tracing::error!(error = %e, "scan panicked"),
-                }
+                    Err(e) => {
+                        tracing::error!(error = %e, "scan panicked");
+                        (format!("scan panicked: {e}"), true)
+                    }
+                };
+                ecr.tasks.record(
+                    "scanning",
+                    crate::ecr::overview::TaskRun {
+                        started_ms,
+                        finished_ms: ecr.clock.now_ms(),
+                        outcome,
+                        failed,
+                    },
+                );
                 ecr.scanner.finished.send_modify(|n| *n += 1);
             }
             _ = ticker.tick(), if !refresh.is_zero() => {

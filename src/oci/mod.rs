@@ -66,7 +66,6 @@ pub struct Ctx {
 
 /// Axum handler for everything under `/v2`.
 pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
     let route = Route::parse(request.uri().path());
     let method = request.method().clone();
     let span = tracing::info_span!(
@@ -74,7 +73,6 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
         route = route.kind(),
         method = %method,
         repository = route.repository().unwrap_or(""),
-        request_id = %request_id,
         account = tracing::field::Empty,
         region = tracing::field::Empty,
     );

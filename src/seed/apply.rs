@@ -65,6 +65,8 @@ pub async fn apply(app: &Arc<AppState>, seed: &Seed) -> Result<SeedReport, SeedE
         tokens: TokenSigner::random(),
         started: app.started,
         api_bodies: app.api_bodies.clone(),
+        // The staging state serves no request anyone scrapes.
+        metrics: crate::metrics::Metrics::new(app.ecr.clone()),
     });
     let total_images: usize = seed
         .spec

@@ -104,6 +104,10 @@ pub trait BlobStore: Send + Sync {
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;
     /// Every stored blob, for garbage collection.
     async fn list(&self) -> Result<Vec<Digest>, StoreError>;
+    /// How many blobs are stored (by default, by listing them).
+    async fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.list().await?.len() as u64)
+    }
     /// Every stored blob with its size and the time it was last stored.
     async fn list_stats(&self) -> Result<Vec<BlobStat>, StoreError>;
     /// Every upload in progress with its size and last activity.

@@ -425,6 +425,15 @@ impl ReadTxn for DiskRead<'_> {
     ) -> Result<Vec<Entry>, StoreError> {
         scan_in(self.conn()?, table, prefix, start_after, limit).map_err(|e| self.store.db_error(e))
     }
+
+    fn count(&self, table: Table) -> Result<u64, StoreError> {
+        // Counts the (tbl, key) index's entries; no value is read.
+        self.conn()?
+            .prepare_cached("SELECT COUNT(*) FROM kv WHERE tbl = ?1")
+            .and_then(|mut stmt| stmt.query_row(params![table.name()], |r| r.get::<_, i64>(0)))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| self.store.db_error(e))
+    }
 }
 
 struct DiskWrite<'a> {

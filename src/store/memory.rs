@@ -57,6 +57,10 @@ impl ReadTxn for MemoryRead<'_> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
+
+    fn count(&self, table: Table) -> Result<u64, StoreError> {
+        Ok(self.guard.get(&table).map_or(0, |m| m.len() as u64))
+    }
 }
 
 /// Pending changes: `None` marks a delete.

@@ -209,6 +209,10 @@ impl BlobStore for MemoryBlobStore {
             .collect())
     }
 
+    async fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.blobs.read().unwrap_or_else(|e| e.into_inner()).len() as u64)
+    }
+
     async fn list_stats(&self) -> Result<Vec<BlobStat>, StoreError> {
         Ok(self
             .blobs

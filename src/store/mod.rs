@@ -178,6 +178,23 @@ pub trait ReadTxn {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError>;
+
+    /// How many entries `table` holds. The backends count without reading
+    /// values (a map's length, SQL's `COUNT`); this default pages through
+    /// keys and values, for a backend that cannot.
+    fn count(&self, table: Table) -> Result<u64, StoreError> {
+        const PAGE: usize = 1000;
+        let mut total = 0u64;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.scan(table, "", after.as_deref(), PAGE)?;
+            total += page.len() as u64;
+            if page.len() < PAGE {
+                return Ok(total);
+            }
+            after = page.last().map(|(k, _)| k.clone());
+        }
+    }
 }
 
 /// A write transaction: its changes are visible to itself at once and to

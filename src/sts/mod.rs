@@ -97,7 +97,7 @@ impl From<ApiError> for StsError {
 
 /// Axum handler for STS requests on `POST /`.
 pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = crate::request_log::RequestId::of(request.extensions());
     let result = process(&app, request, &request_id).await;
     match result {
         Ok(xml) => xml_response(StatusCode::OK, xml, &request_id),
@@ -105,7 +105,7 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
             tracing::info!(
                 status = e.status.as_u16(),
                 error = e.code,
-                message = %e.message,
+                error_message = %e.message,
                 "sts failed"
             );
             let sender = if e.status.is_server_error() {

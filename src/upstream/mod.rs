@@ -221,11 +221,20 @@ impl RegistryClient {
                         response.status()
                     )));
                 }
-                let body: serde_json::Value = response.json().await.map_err(|e| {
+                // Bytes then serde_json: reqwest's `json` feature is only
+                // enabled for the tests, so `cargo build --bin ecrd` has no
+                // `Response::json`.
+                let no_token = |e: String| {
                     UpstreamError::Protocol(format!(
                         "the upstream registry's token service answered no token: {e}"
                     ))
-                })?;
+                };
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| no_token(e.to_string()))?;
+                let body: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(|e| no_token(e.to_string()))?;
                 let token = body
                     .get("token")
                     .or_else(|| body.get("access_token"))

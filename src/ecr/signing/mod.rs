@@ -285,8 +285,33 @@ impl Ecr {
 
     /// Signs every queued image, oldest first, until the queue is empty.
     /// Returns how many images were signed (or failed).
+    /// A run that found images (or failed) is recorded in the task log.
     pub async fn run_signing(&self) -> EcrResult<usize> {
         let _one_run = self.signing_run.lock().await;
+        let started_ms = self.clock.now_ms();
+        let mut failed_signatures = 0usize;
+        let result = self.sign_queue(&mut failed_signatures).await;
+        let (outcome, failed) = match &result {
+            Ok(0) => return result,
+            Ok(images) => (
+                format!("{images} images signed, {failed_signatures} signatures failed"),
+                failed_signatures > 0,
+            ),
+            Err(e) => (e.to_string(), true),
+        };
+        self.tasks.record(
+            "signing",
+            super::overview::TaskRun {
+                started_ms,
+                finished_ms: self.clock.now_ms(),
+                outcome,
+                failed,
+            },
+        );
+        result
+    }
+
+    async fn sign_queue(&self, failed_signatures: &mut usize) -> EcrResult<usize> {
         let mut done = 0;
         loop {
             let page = self.store.read()?.scan(Table::SigningQueue, "", None, 16)?;
@@ -299,6 +324,7 @@ impl Ecr {
                 for profile in &job.profiles {
                     let outcome = self.sign_image(&job, profile).await;
                     if let Err(e) = &outcome {
+                        *failed_signatures += 1;
                         tracing::warn!(profile = %profile, digest = %job.digest, error = %e, "signing failed");
                     }
                     outcomes.push((profile.clone(), outcome));
