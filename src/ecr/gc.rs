@@ -174,15 +174,7 @@ impl Ecr {
             ),
             Err(e) => (e.to_string(), true),
         };
-        self.tasks.record(
-            "garbage collection",
-            super::overview::TaskRun {
-                started_ms,
-                finished_ms: self.clock.now_ms(),
-                outcome,
-                failed,
-            },
-        );
+        self.record_task_run("garbage collection", started_ms, outcome, failed);
         result
     }
 

@@ -787,15 +787,7 @@ impl Ecr {
             ),
             Err(e) => (e.to_string(), true),
         };
-        self.tasks.record(
-            "lifecycle",
-            super::overview::TaskRun {
-                started_ms,
-                finished_ms: self.clock.now_ms(),
-                outcome,
-                failed,
-            },
-        );
+        self.record_task_run("lifecycle", started_ms, outcome, failed);
         result
     }
 

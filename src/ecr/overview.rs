@@ -171,6 +171,26 @@ fn repository_contents(tx: &dyn ReadTxn, scope: &Scope, name: &str) -> EcrResult
 }
 
 impl Ecr {
+    /// Records in the task log a run of `task` that started at
+    /// `started_ms` (ecrd's clock) and finishes now.
+    pub(crate) fn record_task_run(
+        &self,
+        task: &'static str,
+        started_ms: i64,
+        outcome: String,
+        failed: bool,
+    ) {
+        self.tasks.record(
+            task,
+            TaskRun {
+                started_ms,
+                finished_ms: self.clock.now_ms(),
+                outcome,
+                failed,
+            },
+        );
+    }
+
     /// Every registry holding a repository, in account then region order.
     pub fn registry_summaries(&self) -> EcrResult<Vec<RegistrySummary>> {
         let tx = self.store.read()?;

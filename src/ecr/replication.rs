@@ -296,15 +296,7 @@ impl Ecr {
             ),
             Err(e) => (e.to_string(), true),
         };
-        self.tasks.record(
-            "replication",
-            super::overview::TaskRun {
-                started_ms,
-                finished_ms: self.clock.now_ms(),
-                outcome,
-                failed,
-            },
-        );
+        self.record_task_run("replication", started_ms, outcome, failed);
         result
     }
 

@@ -233,15 +233,7 @@ pub async fn run(ecr: Arc<Ecr>, refresh: Duration, mut stop: tokio::sync::watch:
                         (format!("scan panicked: {e}"), true)
                     }
                 };
-                ecr.tasks.record(
-                    "scanning",
-                    crate::ecr::overview::TaskRun {
-                        started_ms,
-                        finished_ms: ecr.clock.now_ms(),
-                        outcome,
-                        failed,
-                    },
-                );
+                ecr.record_task_run("scanning", started_ms, outcome, failed);
                 ecr.scanner.finished.send_modify(|n| *n += 1);
             }
             _ = ticker.tick(), if !refresh.is_zero() => {

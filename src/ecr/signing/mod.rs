@@ -299,15 +299,7 @@ impl Ecr {
             ),
             Err(e) => (e.to_string(), true),
         };
-        self.tasks.record(
-            "signing",
-            super::overview::TaskRun {
-                started_ms,
-                finished_ms: self.clock.now_ms(),
-                outcome,
-                failed,
-            },
-        );
+        self.record_task_run("signing", started_ms, outcome, failed);
         result
     }
 
