@@ -37,7 +37,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,44 +48,12 @@ import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "benches"))
+from common import ecrd_binary, start_ecrd, stop  # noqa: E402
+
 TARGET = "AmazonEC2ContainerRegistry_V20150921."
 REPO = "bench/big"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_ecrd(binary: Path, args: list[str], log) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECRD_")}
-    env["ECRD_LOG"] = "warn"
-    proc = subprocess.Popen([str(binary), "serve", "--host", "127.0.0.1", "--port", str(port),
-                             *args], env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_ecrd/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc, port
-        except OSError:
-            pass
-        time.sleep(0.01)
-    raise RuntimeError("ecrd did not start")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=30)
 
 
 def signed(port: int, operation: str, body: dict) -> tuple[bytes, dict]:
@@ -241,17 +208,14 @@ def main() -> int:
     parser.add_argument("--backends", default="memory,disk")
     args = parser.parse_args()
 
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    binary = args.ecrd_bin or target / "release" / "ecrd"
-    if not args.no_build and args.ecrd_bin is None:
-        subprocess.run(["cargo", "build", "--release", "--bin", "ecrd"], cwd=REPO_ROOT, check=True)
+    binary = ecrd_binary(args.ecrd_bin, build=not args.no_build)
     middle = min(args.middle_page, max(0, args.images // 100 - 1))
 
     tmp = Path(tempfile.mkdtemp(prefix="ecrd-console-bench-"))
     log = open(tmp / "ecrd.log", "w")
     results = []
     try:
-        memory, port = start_ecrd(binary, [], log)
+        memory, port, _ = start_ecrd(binary, [], log)
         seconds = fill(port, args.images, args.threads)
         print(f"filled {args.images} images in {seconds:.1f}s "
               f"({args.images / seconds:.0f} manifest PUTs/s)", file=sys.stderr)
@@ -266,7 +230,7 @@ def main() -> int:
                            check=True, capture_output=True, timeout=1800)
             print(f"imported into --data-dir in {time.monotonic() - started:.1f}s",
                   file=sys.stderr)
-            servers["disk"] = start_ecrd(binary, ["--data-dir", str(tmp / "data")], log)
+            servers["disk"] = start_ecrd(binary, ["--data-dir", str(tmp / "data")], log)[:2]
         for backend in args.backends.split(","):
             proc, p = servers[backend]
             for label, page in (("first page", 0), (f"page {middle + 1}", middle)):

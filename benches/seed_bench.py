@@ -38,57 +38,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "benches"))
+from common import ecrd_binary, free_port, start_ecrd, stop  # noqa: E402
 sys.path.insert(0, str(REPO_ROOT / "fixtures" / "seed"))
 import make_layout  # noqa: E402
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_ecrd/health", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.005)
-    raise RuntimeError(f"ecrd on {port} not ready within {timeout}s")
-
-
-def start_ecrd(binary: Path, args: list[str], log) -> tuple[subprocess.Popen, int, float]:
-    """Starts ecrd; returns the process, its port and the seconds to ready."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECRD_")}
-    env["ECRD_LOG"] = "warn"
-    started = time.monotonic()
-    proc = subprocess.Popen([str(binary), "serve", "--host", "127.0.0.1", "--port", str(port),
-                             *args], env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    wait_ready(port, proc, 600)
-    return proc, port, time.monotonic() - started
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=30)
 
 
 def make_sources(root: Path, repositories: int, per_repo: int) -> tuple[Path, list]:
@@ -204,10 +163,7 @@ def main() -> int:
     parser.add_argument("--skip-moto", action="store_true")
     args = parser.parse_args()
 
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    binary = args.ecrd_bin or target / "release" / "ecrd"
-    if not args.no_build and args.ecrd_bin is None:
-        subprocess.run(["cargo", "build", "--release", "--bin", "ecrd"], cwd=REPO_ROOT, check=True)
+    binary = ecrd_binary(args.ecrd_bin, build=not args.no_build)
 
     tmp = Path(tempfile.mkdtemp(prefix="ecrd-seed-bench-"))
     log = open(tmp / "ecrd.log", "w")
