@@ -342,6 +342,14 @@ async fn upload_sessions_are_bounded_and_idle_ones_expire() {
     }
 }
 
+/// The head of a raw `/v2/` upload chunk of `length` bytes.
+fn upload_chunk_head(path: &str, auth: &str, length: usize) -> String {
+    format!(
+        "PATCH {path} HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\n\
+         content-type: application/octet-stream\r\ncontent-length: {length}\r\n\r\n"
+    )
+}
+
 /// Sends a raw request head and `first` body bytes, then one more byte
 /// every `drip` until the server answers or closes; answers what it said
 /// (empty when it just closed) and how long that took, or `None` if it
@@ -438,10 +446,7 @@ async fn slow_bodies_are_cut_off_on_both_planes() {
         let (status, location) = open_v2_upload(&server, &auth, "aa").await;
         assert_eq!(status, 202, "{location}");
         let path = location.strip_prefix(&server.url).unwrap_or(&location);
-        let head = format!(
-            "PATCH {path} HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\n\
-             content-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\n"
-        );
+        let head = upload_chunk_head(path, &auth, 100000);
         let (said, took) = drip_body(
             &server,
             head,
@@ -465,10 +470,7 @@ async fn slow_bodies_are_cut_off_on_both_planes() {
         let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{}", server.port))
             .await
             .unwrap();
-        let head = format!(
-            "PATCH {path} HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\n\
-             content-type: application/octet-stream\r\ncontent-length: 4000\r\n\r\n"
-        );
+        let head = upload_chunk_head(path, &auth, 4000);
         stream.write_all(head.as_bytes()).await.unwrap();
         for _ in 0..20 {
             stream.write_all(&[1u8; 200]).await.unwrap();
