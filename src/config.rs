@@ -53,6 +53,26 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_REGISTRY_HOST")]
     pub registry_host: Option<String>,
 
+    /// Also serve the ECR Public registry (`<alias>/<repository>` images,
+    /// anonymous pulls) on this port of `--host`. Default: off; the
+    /// `ecr-public` API is served on `--port` either way.
+    #[arg(long, env = "ECRD_PUBLIC_PORT")]
+    pub public_port: Option<u16>,
+
+    /// Host (and port) that ECR Public's registry and repository URIs name,
+    /// as `docker push <host>/<alias>/<repository>` takes them. A request on
+    /// `--port` whose Host is this (or `public.ecr.aws`) reaches the public
+    /// registry too. Default: `localhost:<public port>`, or `public.ecr.aws`
+    /// without `--public-port`.
+    #[arg(long, env = "ECRD_PUBLIC_HOST")]
+    pub public_host: Option<String>,
+
+    /// The alias of an account's public registry, `ACCOUNT=ALIAS[,...]`
+    /// (repeatable). Default: a stable alias derived from the account id
+    /// (`DescribeRegistries` shows it).
+    #[arg(long, env = "ECRD_PUBLIC_ALIASES", value_delimiter = ',')]
+    pub public_alias: Vec<String>,
+
     /// Account that the built-in `test`/`test` credentials belong to.
     #[arg(long, env = "ECRD_DEFAULT_ACCOUNT", default_value = "000000000000")]
     pub default_account: String,
@@ -267,6 +287,9 @@ impl ServeConfig {
             port: 0,
             data_dir: None,
             registry_host: None,
+            public_port: None,
+            public_host: None,
+            public_alias: Vec::new(),
             default_account: "000000000000".to_string(),
             credentials: None,
             credentials_file: None,

@@ -18,6 +18,7 @@ pub mod listener;
 pub mod metrics;
 pub mod oci;
 pub mod progress;
+pub mod public_api;
 pub mod request_log;
 pub mod seed;
 pub mod server;

@@ -86,6 +86,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The router of `--public-port`: the public registry's `/v2/`, its token
+/// endpoint, layer downloads and logos; every request is marked as the
+/// public registry's ([`crate::oci::public::PublicPort`]).
+pub fn public_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/_ecrd/health", get(health))
+        .merge(crate::oci::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(
+            |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
+                request
+                    .extensions_mut()
+                    .insert(crate::oci::public::PublicPort);
+                next.run(request).await
+            },
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .with_state(state)
+}
+
 /// Keeps web pages and other users away from the operator endpoints.
 ///
 /// A page in the developer's browser can send a cross-site POST without a
@@ -557,6 +580,8 @@ async fn not_found() -> Response {
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
+    /// `--public-port`'s listener.
+    public_listener: Option<TcpListener>,
     state: Arc<AppState>,
     tls: Option<crate::tls::Tls>,
 }
@@ -594,7 +619,7 @@ fn tls_source(config: &ServeConfig, port: u16, state: &AppState) -> Option<crate
 
 impl Server {
     /// Binds the configured address and builds the state.
-    pub async fn bind(config: ServeConfig) -> Result<Self, StartError> {
+    pub async fn bind(mut config: ServeConfig) -> Result<Self, StartError> {
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -603,6 +628,18 @@ impl Server {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(config.port);
+        let public_listener = match config.public_port {
+            Some(public_port) => {
+                let addr = SocketAddr::new(config.host, public_port);
+                let public = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                // Port 0 asks for any free port: URIs name the one bound.
+                config.public_port = Some(public.local_addr().map_or(public_port, |a| a.port()));
+                Some(public)
+            }
+            None => None,
+        };
         let state = Arc::new(AppState::new(config, port)?);
         if let Some(path) = state.config.init.clone() {
             // Before the first request: a client that sees the port open
@@ -616,6 +653,7 @@ impl Server {
         };
         Ok(Server {
             listener,
+            public_listener,
             state,
             tls,
         })
@@ -634,6 +672,13 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The public registry's address, with `--public-port`.
+    pub fn public_addr(&self) -> Option<SocketAddr> {
+        self.public_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> Arc<AppState> {
@@ -689,9 +734,41 @@ impl Server {
         };
         // No tower-http TraceLayer: `metrics::track` logs every request in
         // a span that carries its id.
-        let app = router(self.state);
+        let app = router(self.state.clone());
         let acceptor = self.tls.map(|t| t.acceptor);
-        let served = crate::listener::serve(self.listener, app, limits, acceptor, shutdown).await;
+        // One shutdown signal for both listeners.
+        let (stop_listeners, listeners_stopping) = tokio::sync::watch::channel(false);
+        let public = self.public_listener.map(|listener| {
+            let mut stopping = listeners_stopping.clone();
+            tokio::spawn(crate::listener::serve(
+                listener,
+                public_router(self.state.clone()),
+                limits,
+                acceptor.clone(),
+                async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                },
+            ))
+        });
+        let stopped = listeners_stopping.clone();
+        let mut stopping = listeners_stopping;
+        let main_stop = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_listeners.send(true);
+        });
+        let served = crate::listener::serve(self.listener, app, limits, acceptor, main_stop).await;
+        signal.abort();
+        if let Some(public) = public {
+            // Stopped by the signal: it finishes its requests as the main
+            // listener did. Otherwise the main listener failed: stop now.
+            if !*stopped.borrow() {
+                public.abort();
+            }
+            let _ = public.await;
+        }
         // Wait for the background tasks to end, not just ask them to: each
         // holds the domain (and so a data directory's lock) until dropped.
         // The scanner and the replication worker stop between steps, so no

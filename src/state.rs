@@ -60,6 +60,8 @@ pub enum StartError {
     VulnDb(String),
     #[error("--tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("--public-alias: {0}")]
+    PublicAlias(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -109,15 +111,28 @@ impl AppState {
                 Arc::new(MemoryBlobStore::new()),
             ),
         };
+        let public_host = match (&config.public_host, config.public_port) {
+            (Some(host), _) => host.clone(),
+            (None, Some(public_port)) => format!("localhost:{public_port}"),
+            (None, None) => "public.ecr.aws".to_string(),
+        };
         let ecr = Arc::new(
-            Ecr::new(store, blobs, Arc::new(Clock::default()), registry_host).with_upload_limits(
-                UploadLimits {
+            Ecr::new(store, blobs, Arc::new(Clock::default()), registry_host)
+                .with_upload_limits(UploadLimits {
                     per_repository: config.max_uploads_per_repository as usize,
                     per_registry: config.max_uploads_per_registry as usize,
                     idle: std::time::Duration::from_secs(config.upload_idle_timeout),
-                },
-            ),
+                })
+                .with_public_host(public_host),
         );
+        for entry in config.public_alias.iter().filter(|e| !e.trim().is_empty()) {
+            let (account, alias) = entry
+                .split_once('=')
+                .ok_or_else(|| StartError::PublicAlias(format!("'{entry}' is not ACCOUNT=ALIAS")))?;
+            let account = AccountId::parse(account.trim()).map_err(StartError::PublicAlias)?;
+            ecr.set_public_alias(&account, alias.trim())
+                .map_err(|e| StartError::PublicAlias(format!("'{entry}': {}", e.message)))?;
+        }
         ecr.set_upstreams(
             crate::ecr::pull_through::UpstreamSettings::from_config(
                 config.secrets_file.as_deref(),

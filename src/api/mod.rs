@@ -36,9 +36,12 @@ pub const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
 pub struct Ctx {
     pub app: Arc<AppState>,
     pub caller: Caller,
-    /// The operation's IAM action, `ecr:<Operation>`.
+    /// The operation's IAM action, `ecr:<Operation>` (`ecr-public:` for
+    /// ECR Public's).
     pub action: String,
     pub request_id: String,
+    /// The call is ECR Public's: every registry it names is a public one.
+    pub public: bool,
 }
 
 impl Ctx {
@@ -46,8 +49,18 @@ impl Ctx {
     /// pattern has already checked it), else the caller's own.
     pub fn target(&self, registry_id: Option<&String>) -> Scope {
         match registry_id.and_then(|id| AccountId::parse(id).ok()) {
+            Some(account) if self.public => Scope::public(account),
             Some(account) => Scope::new(account, self.caller.region.clone()),
-            None => self.caller.scope(),
+            None => self.own(),
+        }
+    }
+
+    /// The caller's own registry: in the request's region, or its public one.
+    pub fn own(&self) -> Scope {
+        if self.public {
+            Scope::public(self.caller.account.clone())
+        } else {
+            self.caller.scope()
         }
     }
 
@@ -90,17 +103,15 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let operation = target
-        .strip_prefix(TARGET_PREFIX)
-        .and_then(Operation::from_name);
+    let called = Called::of(&target);
     let span = tracing::info_span!(
         "api",
-        operation = operation.map(|o| o.name()).unwrap_or("unknown"),
+        operation = called.name(),
         account = tracing::field::Empty,
         region = tracing::field::Empty,
     );
     let started = std::time::Instant::now();
-    let result = process(app, request, &target, operation, &request_id)
+    let result = process(app, request, &target, called, &request_id)
         .instrument(span.clone())
         .await;
     let _entered = span.enter();
@@ -131,25 +142,71 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
     }
 }
 
+/// The service and operation an `X-Amz-Target` names: ECR's
+/// (`AmazonEC2ContainerRegistry_V20150921.`) or ECR Public's
+/// (`SpencerFrontendService.`), `None` for an unknown operation.
+#[derive(Debug, Clone, Copy)]
+enum Called {
+    Ecr(Option<Operation>),
+    Public(Option<crate::public_api::model::Operation>),
+}
+
+impl Called {
+    fn of(target: &str) -> Called {
+        match target.strip_prefix(crate::public_api::TARGET_PREFIX) {
+            Some(name) => Called::Public(crate::public_api::model::Operation::from_name(name)),
+            None => Called::Ecr(target.strip_prefix(TARGET_PREFIX).and_then(Operation::from_name)),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Called::Ecr(Some(op)) => op.name(),
+            Called::Public(Some(op)) => op.name(),
+            _ => "unknown",
+        }
+    }
+
+    /// The SigV4 signing name of the service.
+    fn signing_name(self) -> &'static str {
+        match self {
+            Called::Ecr(_) => "ecr",
+            Called::Public(_) => "ecr-public",
+        }
+    }
+}
+
 async fn process(
     app: Arc<AppState>,
     request: Request,
     target: &str,
-    operation: Option<Operation>,
+    called: Called,
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    let request = body::read_authenticated(&app, request, "ecr").await?;
+    let request = body::read_authenticated(&app, request, called.signing_name()).await?;
     let caller = request.caller.clone();
     tracing::Span::current().record("account", caller.account.as_str());
     tracing::Span::current().record("region", caller.region.as_str());
-    let operation = operation.ok_or_else(|| ApiError::unknown_operation(target))?;
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         app,
         caller,
-        action: format!("ecr:{}", operation.name()),
+        action: String::new(),
         request_id: request_id.to_string(),
+        public: false,
     };
-    ops::dispatch(operation, ctx, &request.body).await
+    match called {
+        Called::Ecr(operation) => {
+            let operation = operation.ok_or_else(|| ApiError::unknown_operation(target))?;
+            ctx.action = format!("ecr:{}", operation.name());
+            ops::dispatch(operation, ctx, &request.body).await
+        }
+        Called::Public(operation) => {
+            let operation = operation.ok_or_else(|| ApiError::unknown_operation(target))?;
+            ctx.action = format!("ecr-public:{}", operation.name());
+            ctx.public = true;
+            crate::public_api::dispatch(operation, ctx, &request.body).await
+        }
+    }
 }
 
 /// Decodes, checks, runs and encodes one operation.

@@ -188,7 +188,8 @@ pub fn violations<T: Validate + ?Sized>(value: &T) -> Vec<Violation> {
     out
 }
 
-fn member_path(prefix: &str, member: &str) -> String {
+#[doc(hidden)]
+pub(crate) fn member_path(prefix: &str, member: &str) -> String {
     if prefix.is_empty() {
         member.to_string()
     } else {
@@ -196,7 +197,8 @@ fn member_path(prefix: &str, member: &str) -> String {
     }
 }
 
-fn count(n: usize) -> i64 {
+#[doc(hidden)]
+pub(crate) fn count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 

@@ -219,6 +219,61 @@ impl TokenSigner {
     }
 }
 
+/// The envelope version of an anonymous pull token of the public registry.
+const ANONYMOUS_VERSION: &str = "ecrd-anonymous-1";
+
+/// What a bearer token of the public registry proves: a public-registry
+/// password's claims, or nobody (an anonymous pull token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bearer {
+    Anonymous,
+    Claims(TokenClaims),
+}
+
+impl TokenSigner {
+    /// A token that lets anyone pull from public registries (what the
+    /// public registry's token endpoint hands out without credentials),
+    /// valid as long as a password.
+    pub fn issue_anonymous(&self, now: OffsetDateTime) -> (String, OffsetDateTime) {
+        let expires_at = now + TOKEN_LIFETIME;
+        let payload = expires_at.unix_timestamp().to_string();
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(ANONYMOUS_VERSION.as_bytes());
+        mac.update(b"\n");
+        mac.update(payload.as_bytes());
+        let envelope = Envelope {
+            version: ANONYMOUS_VERSION.to_string(),
+            payload,
+            signature: hex::encode(mac.finalize().into_bytes()),
+        };
+        let token = STANDARD.encode(serde_json::to_vec(&envelope).unwrap_or_default());
+        (token, expires_at)
+    }
+
+    /// Checks a bearer token: a password this server issued, or an
+    /// anonymous pull token.
+    pub fn verify_bearer(&self, token: &str, now: OffsetDateTime) -> Result<Bearer, TokenError> {
+        let raw = STANDARD.decode(token.trim()).map_err(|_| TokenError::Invalid)?;
+        let envelope: Envelope = serde_json::from_slice(&raw).map_err(|_| TokenError::Invalid)?;
+        if envelope.version != ANONYMOUS_VERSION {
+            return self.verify(token, now).map(Bearer::Claims);
+        }
+        let signature = hex::decode(&envelope.signature).map_err(|_| TokenError::Invalid)?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(ANONYMOUS_VERSION.as_bytes());
+        mac.update(b"\n");
+        mac.update(envelope.payload.as_bytes());
+        mac.verify_slice(&signature).map_err(|_| TokenError::Invalid)?;
+        let expires: i64 = envelope.payload.parse().map_err(|_| TokenError::Invalid)?;
+        if now.unix_timestamp() >= expires {
+            return Err(TokenError::Expired);
+        }
+        Ok(Bearer::Anonymous)
+    }
+}
+
 /// `authorizationToken` as ECR returns it: base64 of `AWS:<password>`.
 pub fn authorization_token(password: &str) -> String {
     STANDARD.encode(format!("AWS:{password}"))
@@ -300,6 +355,24 @@ mod tests {
                 now + Duration::hours(2)
             ),
             Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn anonymous_tokens_verify_and_expire() {
+        let signer = TokenSigner::random();
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let (token, _) = signer.issue_anonymous(now);
+        assert_eq!(signer.verify_bearer(&token, now), Ok(Bearer::Anonymous));
+        assert_eq!(
+            signer.verify_bearer(&token, now + TOKEN_LIFETIME),
+            Err(TokenError::Expired)
+        );
+        // Not a password, and not another server's.
+        assert_eq!(signer.verify(&token, now), Err(TokenError::Invalid));
+        assert_eq!(
+            TokenSigner::random().verify_bearer(&token, now),
+            Err(TokenError::Invalid)
         );
     }
 

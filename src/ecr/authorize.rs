@@ -64,6 +64,34 @@ pub enum RegistryRequest {
 }
 
 impl RegistryRequest {
+    /// Whether the request only reads: on a public registry anyone may.
+    pub fn is_pull(self) -> bool {
+        use RegistryRequest as R;
+        matches!(
+            self,
+            R::Catalog | R::ListTags | R::PullManifest | R::PullBlob | R::CheckBlob
+        )
+    }
+
+    /// The ECR Public actions a request that writes needs (the public
+    /// registry's pulls need none).
+    pub fn public_actions(self) -> &'static [&'static str] {
+        use RegistryRequest as R;
+        match self {
+            R::Catalog | R::ListTags | R::PullManifest | R::PullBlob | R::CheckBlob => &[],
+            R::StartUpload => &["ecr-public:InitiateLayerUpload"],
+            R::MonolithicUpload => &[
+                "ecr-public:InitiateLayerUpload",
+                "ecr-public:UploadLayerPart",
+                "ecr-public:CompleteLayerUpload",
+            ],
+            R::UploadChunk => &["ecr-public:UploadLayerPart"],
+            R::CompleteUpload => &["ecr-public:CompleteLayerUpload"],
+            R::PushManifest => &["ecr-public:PutImage"],
+            R::Delete => &["ecr-public:BatchDeleteImage"],
+        }
+    }
+
     /// The ECR actions the request needs, all of them.
     pub fn actions(self) -> &'static [&'static str] {
         use RegistryRequest as R;
@@ -133,10 +161,7 @@ pub(crate) struct RegistryPolicies {
 /// The ARN of a repository, or `*` for a registry-level request.
 pub fn resource_arn(scope: &Scope, repository: Option<&str>) -> String {
     match repository {
-        Some(name) => format!(
-            "arn:aws:ecr:{}:{}:repository/{name}",
-            scope.region, scope.account
-        ),
+        Some(name) => super::arn::repository_arn_of(scope, name),
         None => "*".to_string(),
     }
 }
@@ -319,11 +344,14 @@ impl Ecr {
         tx: &(impl ReadTxn + ?Sized),
         key: &str,
     ) -> EcrResult<Option<Arc<Policy>>> {
+        // A public repository's key is in the public namespace.
+        let kind = if key.split('/').nth(1) == Some(super::names::PUBLIC_NAMESPACE) {
+            PolicyKind::PublicRepository
+        } else {
+            PolicyKind::Repository
+        };
         match tx.get(Table::RepositoryPolicies, key)? {
-            Some(bytes) => Ok(Some(
-                self.policies
-                    .get(stored_text(&bytes)?, PolicyKind::Repository)?,
-            )),
+            Some(bytes) => Ok(Some(self.policies.get(stored_text(&bytes)?, kind)?)),
             None => Ok(None),
         }
     }

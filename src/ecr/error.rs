@@ -61,6 +61,11 @@ pub enum ErrorKind {
     ExclusionAlreadyExists,
     ExclusionNotFound,
     SigningConfigurationNotFound,
+    /// ECR Public: a `registryId` that is neither an account nor an alias.
+    RegistryNotFound,
+    /// ECR Public: the operation is not available (ECR Public serves one
+    /// region, `us-east-1`).
+    UnsupportedCommand,
 }
 
 impl ErrorKind {
@@ -118,6 +123,8 @@ impl ErrorKind {
             ErrorKind::ExclusionAlreadyExists => "ExclusionAlreadyExistsException",
             ErrorKind::ExclusionNotFound => "ExclusionNotFoundException",
             ErrorKind::SigningConfigurationNotFound => "SigningConfigurationNotFoundException",
+            ErrorKind::RegistryNotFound => "RegistryNotFoundException",
+            ErrorKind::UnsupportedCommand => "UnsupportedCommandException",
         }
     }
 
@@ -168,6 +175,8 @@ impl ErrorKind {
         ErrorKind::ExclusionAlreadyExists,
         ErrorKind::ExclusionNotFound,
         ErrorKind::SigningConfigurationNotFound,
+        ErrorKind::RegistryNotFound,
+        ErrorKind::UnsupportedCommand,
     ];
 }
 

@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod names;
 pub mod overview;
 pub mod policies;
+pub mod public;
 pub mod pull_through;
 pub mod records;
 pub mod replication;
@@ -71,6 +72,8 @@ pub struct Ecr {
     registry_host: String,
     /// How many upload sessions may be open (`upload_limits`).
     pub(crate) upload_limits: upload_limits::UploadLimits,
+    /// The host ECR Public's URIs name (`--public-host`).
+    public_host: String,
 }
 
 impl Ecr {
@@ -94,7 +97,19 @@ impl Ecr {
             upstreams: Default::default(),
             registry_host,
             upload_limits: upload_limits::UploadLimits::default(),
+            public_host: "public.ecr.aws".to_string(),
         }
+    }
+
+    /// The same service naming `host` in ECR Public's URIs.
+    pub fn with_public_host(mut self, host: String) -> Self {
+        self.public_host = host;
+        self
+    }
+
+    /// The host of ECR Public's URIs, e.g. `localhost:4567` or `public.ecr.aws`.
+    pub fn public_host(&self) -> &str {
+        &self.public_host
     }
 
     /// The same service with other bounds on open upload sessions.

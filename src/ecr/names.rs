@@ -44,13 +44,36 @@ static REGION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-z]{2}(-[a-z0-9]+)+-[0-9]+$").expect("region pattern compiles")
 });
 
+/// The namespace of ECR Public registries in keys and signed paths. ECR
+/// Public is global (its ARNs have no region); this name is no region
+/// [`Region::parse`] accepts, so no SigV4 scope of a private-registry call
+/// can ever name it.
+pub const PUBLIC_NAMESPACE: &str = "ecr-public";
+
 impl Region {
+    /// A region a client named (a SigV4 scope, a request field).
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.len() <= 32 && REGION.is_match(s) {
             Ok(Region(s.to_string()))
         } else {
             Err(format!("'{s}' is not a region name"))
         }
+    }
+    /// A region as ecrd itself wrote it (a store key, a path it signed):
+    /// a region, or the public namespace.
+    pub fn parse_stored(s: &str) -> Result<Self, String> {
+        if s == PUBLIC_NAMESPACE {
+            Ok(Region::public())
+        } else {
+            Region::parse(s)
+        }
+    }
+    /// The namespace of ECR Public registries.
+    pub fn public() -> Self {
+        Region(PUBLIC_NAMESPACE.to_string())
+    }
+    pub fn is_public(&self) -> bool {
+        self.0 == PUBLIC_NAMESPACE
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -73,6 +96,17 @@ pub struct Scope {
 impl Scope {
     pub fn new(account: AccountId, region: Region) -> Self {
         Scope { account, region }
+    }
+    /// An account's ECR Public registry.
+    pub fn public(account: AccountId) -> Self {
+        Scope {
+            account,
+            region: Region::public(),
+        }
+    }
+    /// Whether this is an ECR Public registry.
+    pub fn is_public(&self) -> bool {
+        self.region.is_public()
     }
     /// The key prefix all records of this registry share in the store.
     pub fn key_prefix(&self) -> String {
@@ -158,5 +192,8 @@ mod tests {
         assert!(Region::parse("cn-northwest-1").is_ok());
         assert!(Region::parse("US-EAST-1").is_err());
         assert!(Region::parse("../x").is_err());
+        assert!(Region::parse(PUBLIC_NAMESPACE).is_err());
+        assert!(Region::parse_stored(PUBLIC_NAMESPACE).is_ok_and(|r| r.is_public()));
+        assert!(Region::parse_stored("eu-west-1").is_ok_and(|r| !r.is_public()));
     }
 }

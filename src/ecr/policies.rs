@@ -57,8 +57,12 @@ impl Ecr {
         force: bool,
     ) -> EcrResult<RepositoryPolicy> {
         let name = parse_name(name)?;
-        let parsed = Policy::parse(text, PolicyKind::Repository)
-            .map_err(|e| invalid("repository", &e.reason))?;
+        let (kind, set_action) = if scope.is_public() {
+            (PolicyKind::PublicRepository, "ecr-public:SetRepositoryPolicy")
+        } else {
+            (PolicyKind::Repository, "ecr:SetRepositoryPolicy")
+        };
+        let parsed = Policy::parse(text, kind).map_err(|e| invalid("repository", &e.reason))?;
         let key = repository_key(scope, name.as_str());
         let mut tx = self.store.write()?;
         let record = get_repository(&*tx, scope, &name)?;
@@ -66,7 +70,7 @@ impl Ecr {
             let registry = self.registry_policies(&*tx, scope)?;
             let decision = self.decide(
                 caller,
-                "ecr:SetRepositoryPolicy",
+                set_action,
                 scope,
                 Some(name.as_str()),
                 Some(&record),

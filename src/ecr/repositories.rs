@@ -351,8 +351,9 @@ impl Ecr {
         self.delete_repository_contents(&mut *tx, scope, &name)?;
         let key = repository_key(scope, name.as_str());
         tx.delete(Table::Repositories, &key)?;
-        // The repository's policy goes with it.
+        // The repository's policy (and a public one's catalog data) go with it.
         tx.delete(Table::RepositoryPolicies, &key)?;
+        tx.delete(Table::RepositoryCatalogs, &key)?;
         tx.commit()?;
         Ok(record)
     }
@@ -407,8 +408,14 @@ impl Ecr {
     }
 
     /// Resolves a resource ARN to a repository of the caller's registry.
+    /// The repository a resource ARN names: an ECR one in the caller's
+    /// region, or, for a caller in the public namespace, an ECR Public one.
     fn repository_for_arn(&self, caller: &Scope, arn: &str) -> EcrResult<(Scope, RepositoryName)> {
-        let (scope, name) = parse_repository_arn(arn, "resourceArn")?;
+        let (scope, name) = if caller.is_public() {
+            super::arn::parse_public_repository_arn(arn, "resourceArn")?
+        } else {
+            parse_repository_arn(arn, "resourceArn")?
+        };
         if scope.region != caller.region {
             return Err(EcrError::invalid_parameter(
                 "resourceArn",

@@ -41,7 +41,7 @@ pub fn request_host(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The Basic realm: the registry's own URL as the client reached it.
-fn realm(app: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn realm(app: &AppState, headers: &HeaderMap) -> String {
     let scheme = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -81,6 +81,13 @@ pub fn authenticate(app: &AppState, headers: &HeaderMap) -> OciResult<TokenClaim
         return Err(unauthorized("UNAUTHORIZED", "the user name must be 'AWS'"));
     }
     let claims = match app.tokens.verify(password, app.ecr.clock.now()) {
+        // An ECR Public password opens the public registry only.
+        Ok(claims) if claims.region.is_public() => {
+            return Err(unauthorized(
+                "UNAUTHORIZED",
+                "The authorization token is for Amazon ECR Public; use 'aws ecr get-login-password' for this registry.",
+            ))
+        }
         Ok(claims) => claims,
         Err(TokenError::Expired) => return Err(unauthorized("DENIED", EXPIRED_MESSAGE)),
         Err(TokenError::Invalid) => {

@@ -181,7 +181,9 @@ impl From<EcrError> for OciError {
     fn from(e: EcrError) -> Self {
         use StatusCode as S;
         let (status, code) = match e.kind {
-            ErrorKind::RepositoryNotFound => (S::NOT_FOUND, "NAME_UNKNOWN"),
+            ErrorKind::RepositoryNotFound | ErrorKind::RegistryNotFound => {
+                (S::NOT_FOUND, "NAME_UNKNOWN")
+            }
             ErrorKind::ImageNotFound => (S::NOT_FOUND, "MANIFEST_UNKNOWN"),
             ErrorKind::ImageTagAlreadyExists => (S::BAD_REQUEST, "TAG_INVALID"),
             ErrorKind::ImageDigestDoesNotMatch => (S::BAD_REQUEST, "DIGEST_INVALID"),
@@ -229,6 +231,7 @@ impl From<EcrError> for OciError {
             | ErrorKind::ExclusionAlreadyExists
             | ErrorKind::ExclusionNotFound
             | ErrorKind::SigningConfigurationNotFound
+            | ErrorKind::UnsupportedCommand
             | ErrorKind::ScanNotFound => (S::BAD_REQUEST, "DENIED"),
             // A pull through the cache whose upstream cannot give the
             // content (down, refusing, or not having it): nothing to serve.

@@ -15,6 +15,7 @@ pub mod blobs;
 pub mod error;
 pub mod manifests;
 pub mod path;
+pub mod public;
 pub mod referrers;
 pub mod tags;
 pub mod uploads;
@@ -51,6 +52,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/_ecrd/layers/{account}/{region}/{digest}",
             get(blobs::download),
+        )
+        .route("/token", get(public::token))
+        .route(
+            "/_ecrd/public/logos/{account}/{*repository}",
+            get(public::logo),
         )
 }
 
@@ -105,6 +111,9 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
 }
 
 async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciResult<Response> {
+    if public::addresses_public(&app, &request) {
+        return public::process(app, route, request).await;
+    }
     let claims = auth::authenticate(&app, request.headers())?;
     let scope = auth::target_registry(request.headers(), &claims)?;
     tracing::Span::current().record("account", scope.account.as_str());
@@ -115,12 +124,23 @@ async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciResul
     let params = query(&parts.uri)?;
     authorize(&app, &caller, &scope, &route, &parts.method, &params)?;
     let ctx = Ctx { app, caller, scope };
+    serve(ctx, route, parts, body, &params).await
+}
+
+/// Serves a request the caller may make, on the registry `ctx` names.
+pub(crate) async fn serve(
+    ctx: Ctx,
+    route: Route,
+    parts: axum::http::request::Parts,
+    body: Body,
+    params: &Params,
+) -> OciResult<Response> {
     let headers = &parts.headers;
     let head = parts.method == Method::HEAD;
     match (route, parts.method.clone()) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, "{}")),
-        (Route::Catalog, Method::GET | Method::HEAD) => tags::catalog(ctx, &params).await,
-        (Route::Tags(name), Method::GET | Method::HEAD) => tags::list(ctx, &name, &params).await,
+        (Route::Catalog, Method::GET | Method::HEAD) => tags::catalog(ctx, params).await,
+        (Route::Tags(name), Method::GET | Method::HEAD) => tags::list(ctx, &name, params).await,
         (Route::Manifest(name, r), Method::GET | Method::HEAD) => {
             manifests::get(ctx, &name, &r, head, headers).await
         }
@@ -133,7 +153,7 @@ async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciResul
         }
         (Route::Blob(name, d), Method::DELETE) => blobs::delete(ctx, &name, &d).await,
         (Route::UploadStart(name), Method::POST) => {
-            uploads::start(ctx, &name, &params, headers, body).await
+            uploads::start(ctx, &name, params, headers, body).await
         }
         (Route::Upload(name, id), Method::GET | Method::HEAD) => {
             uploads::status(ctx, &name, &id).await
@@ -142,30 +162,26 @@ async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciResul
             uploads::patch(ctx, &name, &id, headers, body).await
         }
         (Route::Upload(name, id), Method::PUT) => {
-            uploads::put(ctx, &name, &id, &params, headers, body).await
+            uploads::put(ctx, &name, &id, params, headers, body).await
         }
         (Route::Upload(name, id), Method::DELETE) => uploads::cancel(ctx, &name, &id).await,
         (Route::Referrers(name, d), Method::GET | Method::HEAD) => {
-            referrers::list(ctx, &name, &d, &params).await
+            referrers::list(ctx, &name, &d, params).await
         }
         (Route::Unknown, _) => Err(OciError::no_route()),
         (_, method) => Err(OciError::method_not_allowed(method.as_str())),
     }
 }
 
-/// Asks the domain whether the caller may make this request: the route and
-/// method name the registry request, the domain's table its ECR actions.
-/// The catalog is filtered per repository instead (`tags::catalog`).
-fn authorize(
-    app: &AppState,
-    caller: &Caller,
-    scope: &Scope,
+/// The registry request a route and method make, or `None` for those that
+/// need no decision (`/v2/` itself, the catalog, unknown routes).
+pub(crate) fn registry_request(
     route: &Route,
     method: &Method,
     params: &Params,
-) -> OciResult<()> {
+) -> Option<RegistryRequest> {
     use RegistryRequest as R;
-    let request = match (route, method) {
+    Some(match (route, method) {
         (Route::Tags(_), _) => R::ListTags,
         (Route::Manifest(..), &Method::PUT) => R::PushManifest,
         (Route::Manifest(..) | Route::Blob(..), &Method::DELETE) => R::Delete,
@@ -179,7 +195,23 @@ fn authorize(
         (Route::Upload(..), &Method::PATCH) => R::UploadChunk,
         (Route::Upload(..), &Method::PUT) => R::CompleteUpload,
         (Route::Upload(..), _) => R::StartUpload,
-        (Route::Base | Route::Catalog | Route::Unknown, _) => return Ok(()),
+        (Route::Base | Route::Catalog | Route::Unknown, _) => return None,
+    })
+}
+
+/// Asks the domain whether the caller may make this request: the route and
+/// method name the registry request, the domain's table its ECR actions.
+/// The catalog is filtered per repository instead (`tags::catalog`).
+fn authorize(
+    app: &AppState,
+    caller: &Caller,
+    scope: &Scope,
+    route: &Route,
+    method: &Method,
+    params: &Params,
+) -> OciResult<()> {
+    let Some(request) = registry_request(route, method, params) else {
+        return Ok(());
     };
     let mount_from = match route {
         Route::UploadStart(_) if *method == Method::POST => params

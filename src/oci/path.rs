@@ -58,6 +58,20 @@ impl Route {
         }
     }
 
+    /// The same endpoint on another repository name (the public registry
+    /// strips its alias from the path's name).
+    pub fn with_repository(self, name: String) -> Route {
+        match self {
+            Route::Tags(_) => Route::Tags(name),
+            Route::Manifest(_, r) => Route::Manifest(name, r),
+            Route::Blob(_, d) => Route::Blob(name, d),
+            Route::UploadStart(_) => Route::UploadStart(name),
+            Route::Upload(_, id) => Route::Upload(name, id),
+            Route::Referrers(_, d) => Route::Referrers(name, d),
+            other => other,
+        }
+    }
+
     /// Reads a request path (`/v2` or `/v2/...`).
     pub fn parse(path: &str) -> Route {
         let rest = match path.strip_prefix("/v2") {

@@ -191,6 +191,7 @@ impl Run<'_> {
             caller: root_caller(scope),
             action: format!("ecr:{}", op.name()),
             request_id: uuid::Uuid::new_v4().to_string(),
+            public: false,
         };
         let bytes =
             serde_json::to_vec(&body).map_err(|e| ApiError::serialization(e.to_string()))?;

@@ -83,6 +83,12 @@ pub enum Table {
     /// `<queued-at, hex nanoseconds>-<uuid>` → an image push waiting to be
     /// signed (written in the push's own transaction).
     SigningQueue,
+    /// `<account>` → the account's ECR Public registry (alias, catalog data).
+    PublicRegistries,
+    /// `<alias>` → the account whose public registry has that alias (raw UTF-8).
+    PublicAliases,
+    /// `<account>/ecr-public/<repository>` → a public repository's catalog data.
+    RepositoryCatalogs,
 }
 
 impl Table {
@@ -112,6 +118,9 @@ impl Table {
         Table::SigningKeys,
         Table::SigningStatuses,
         Table::SigningQueue,
+        Table::PublicRegistries,
+        Table::PublicAliases,
+        Table::RepositoryCatalogs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -141,6 +150,9 @@ impl Table {
             Table::SigningKeys => "signing_keys",
             Table::SigningStatuses => "signing_statuses",
             Table::SigningQueue => "signing_queue",
+            Table::PublicRegistries => "public_registries",
+            Table::PublicAliases => "public_aliases",
+            Table::RepositoryCatalogs => "repository_catalogs",
         }
     }
 

@@ -12,7 +12,7 @@ use crate::api::model::{
     Timestamp, UntagResourceRequest, UntagResourceResponse,
 };
 use crate::api::Ctx;
-use crate::ecr::arn::{parse_repository_arn, repository_arn};
+use crate::ecr::arn::{parse_public_repository_arn, parse_repository_arn, repository_arn};
 use crate::ecr::error::EcrResult;
 use crate::ecr::names::{RepositoryName, Scope};
 use crate::ecr::records::{RepositoryRecord, ResourceTag, TagFilter};
@@ -205,7 +205,13 @@ pub async fn put_image_scanning_configuration(
 /// Authorizes an operation on the repository a resource ARN names (an ARN
 /// that names none is the domain's to refuse).
 fn authorize_arn(ctx: &Ctx, arn: Option<&str>) -> EcrResult<()> {
-    if let Ok((scope, name)) = parse_repository_arn(arn.unwrap_or_default(), "resourceArn") {
+    let arn = arn.unwrap_or_default();
+    let parsed = if ctx.public {
+        parse_public_repository_arn(arn, "resourceArn")
+    } else {
+        parse_repository_arn(arn, "resourceArn")
+    };
+    if let Ok((scope, name)) = parsed {
         ctx.app
             .ecr
             .authorize(&ctx.caller, &ctx.action, &scope, Some(name.as_str()))?;
@@ -216,7 +222,7 @@ fn authorize_arn(ctx: &Ctx, arn: Option<&str>) -> EcrResult<()> {
 pub async fn tag_resource(ctx: Ctx, input: TagResourceRequest) -> EcrResult<TagResourceResponse> {
     authorize_arn(&ctx, input.resource_arn.as_deref())?;
     ctx.app.ecr.tag_resource(
-        &ctx.caller.scope(),
+        &ctx.own(),
         input.resource_arn.as_deref().unwrap_or_default(),
         tag_records(input.tags),
     )?;
@@ -229,7 +235,7 @@ pub async fn untag_resource(
 ) -> EcrResult<UntagResourceResponse> {
     authorize_arn(&ctx, input.resource_arn.as_deref())?;
     ctx.app.ecr.untag_resource(
-        &ctx.caller.scope(),
+        &ctx.own(),
         input.resource_arn.as_deref().unwrap_or_default(),
         input.tag_keys.unwrap_or_default(),
     )?;
@@ -242,7 +248,7 @@ pub async fn list_tags_for_resource(
 ) -> EcrResult<ListTagsForResourceResponse> {
     authorize_arn(&ctx, input.resource_arn.as_deref())?;
     let tags = ctx.app.ecr.list_tags_for_resource(
-        &ctx.caller.scope(),
+        &ctx.own(),
         input.resource_arn.as_deref().unwrap_or_default(),
     )?;
     Ok(ListTagsForResourceResponse {

@@ -1,4 +1,4 @@
-//! The catalogue of `ecr:` action names a policy may name.
+//! The catalogues of `ecr:` and `ecr-public:` action names a policy may name.
 //!
 //! Source: the Service Authorization Reference, "Actions, resources, and
 //! condition keys for Amazon Elastic Container Registry" — every operation
@@ -84,9 +84,61 @@ pub fn canonical(name: &str) -> Option<&'static str> {
     ALL.iter().copied().find(|a| a.eq_ignore_ascii_case(bare))
 }
 
+/// ECR Public's action names without the `ecr-public:` prefix, sorted:
+/// the operations of botocore's `ecr-public/2020-10-30` model (the Service
+/// Authorization Reference lists the same, plus `BatchCheckLayerAvailability`'s
+/// siblings that every push needs).
+pub const PUBLIC: &[&str] = &[
+    "BatchCheckLayerAvailability",
+    "BatchDeleteImage",
+    "CompleteLayerUpload",
+    "CreateRepository",
+    "DeleteRepository",
+    "DeleteRepositoryPolicy",
+    "DescribeImageTags",
+    "DescribeImages",
+    "DescribeRegistries",
+    "DescribeRepositories",
+    "GetAuthorizationToken",
+    "GetRegistryCatalogData",
+    "GetRepositoryCatalogData",
+    "GetRepositoryPolicy",
+    "InitiateLayerUpload",
+    "ListTagsForResource",
+    "PutImage",
+    "PutRegistryCatalogData",
+    "PutRepositoryCatalogData",
+    "SetRepositoryPolicy",
+    "TagResource",
+    "UntagResource",
+    "UploadLayerPart",
+];
+
+/// [`canonical`] for `ecr-public:` actions.
+pub fn canonical_public(name: &str) -> Option<&'static str> {
+    let bare = match name.split_once(':') {
+        Some((service, rest)) if service.eq_ignore_ascii_case("ecr-public") => rest,
+        Some(_) => return None,
+        None => name,
+    };
+    PUBLIC.iter().copied().find(|a| a.eq_ignore_ascii_case(bare))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_catalogue_is_the_public_model() {
+        assert!(PUBLIC.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
+        let model: Vec<&str> = crate::public_api::model::Operation::ALL
+            .iter()
+            .map(|o| o.name())
+            .collect();
+        assert_eq!(PUBLIC, model.as_slice());
+        assert_eq!(canonical_public("ecr-public:putimage"), Some("PutImage"));
+        assert_eq!(canonical_public("ecr:PutImage"), None);
+    }
 
     #[test]
     fn catalogue_is_sorted_unique_and_complete() {

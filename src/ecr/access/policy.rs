@@ -28,6 +28,9 @@ pub enum PolicyKind {
     Repository,
     /// A registry policy: a principal, `ecr:` actions, repository ARNs.
     Registry,
+    /// An ECR Public repository policy: a principal, `ecr-public:` actions,
+    /// no resource.
+    PublicRepository,
 }
 
 /// Why a policy document was refused; a human reason for logs and tests
@@ -247,12 +250,12 @@ fn parse_statement(statement: &Map<String, Value>, kind: PolicyKind) -> Result<S
     };
 
     let resource = match (kind, pick_one(statement, "Resource", "NotResource")?) {
-        (PolicyKind::Repository, Some(_)) => {
+        (PolicyKind::Repository | PolicyKind::PublicRepository, Some(_)) => {
             // ECR answers "Invalid repository policy provided": a repository
             // policy's statements apply to that repository only.
             return Err("a repository policy cannot name a Resource or NotResource".into());
         }
-        (PolicyKind::Repository, None) => None,
+        (PolicyKind::Repository | PolicyKind::PublicRepository, None) => None,
         (_, None) => return Err("a Resource or NotResource is required".into()),
         (_, Some((negated, value))) => {
             let element = if negated { "NotResource" } else { "Resource" };
@@ -332,11 +335,21 @@ fn check_action(pattern: &str, kind: PolicyKind) -> Result<(), String> {
         return Err(invalid());
     }
     let is_ecr = service.eq_ignore_ascii_case("ecr");
-    if kind != PolicyKind::Identity && !is_ecr {
-        return Err(format!("action {pattern:?} is not an ecr: action"));
+    let is_public = service.eq_ignore_ascii_case("ecr-public");
+    match kind {
+        PolicyKind::PublicRepository if !is_public => {
+            return Err(format!("action {pattern:?} is not an ecr-public: action"))
+        }
+        PolicyKind::Repository | PolicyKind::Registry if !is_ecr => {
+            return Err(format!("action {pattern:?} is not an ecr: action"))
+        }
+        _ => {}
     }
     if is_ecr && !glob::has_wildcard(name) && actions::canonical(name).is_none() {
         return Err(format!("action {pattern:?} is not an Amazon ECR action"));
+    }
+    if is_public && !glob::has_wildcard(name) && actions::canonical_public(name).is_none() {
+        return Err(format!("action {pattern:?} is not an Amazon ECR Public action"));
     }
     Ok(())
 }
