@@ -145,13 +145,14 @@ pub async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciR
     let transport = crate::listener::Transport::of(request.extensions());
     let (parts, body) = request.into_parts();
     let mut params = query(&parts.uri)?;
-    let (scope, route) = match (&route, route.repository()) {
+    let (scope, route, alias) = match (&route, route.repository()) {
         (Route::Base, _) => {
             return Ok(super::json_response(StatusCode::OK, "{}"));
         }
         (_, Some(name)) => {
             let (scope, repository) = resolve(&app, name)?;
-            (scope, route.clone().with_repository(repository))
+            let alias = name[..name.len() - repository.len() - 1].to_string();
+            (scope, route.clone().with_repository(repository), alias)
         }
         // No catalog: public.ecr.aws lists no repositories either.
         _ => return Err(OciError::no_route()),
@@ -193,7 +194,21 @@ pub async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciR
         }
     }
     let ctx = Ctx { app, caller, scope };
-    serve(ctx, route, parts, body, &params).await
+    let mut response = serve(ctx, route, parts, body, &params).await?;
+    // The handlers' `Location`s name the repository without the alias the
+    // client's paths carry (an upload's next PATCH, a pushed manifest).
+    let headers = response.headers_mut();
+    if let Some(location) = headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| l.strip_prefix("/v2/"))
+        .map(|rest| format!("/v2/{alias}/{rest}"))
+    {
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            headers.insert(header::LOCATION, value);
+        }
+    }
+    Ok(response)
 }
 
 /// `GET /token`: the public registry's token endpoint. Basic credentials
