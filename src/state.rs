@@ -126,9 +126,9 @@ impl AppState {
                 .with_public_host(public_host),
         );
         for entry in config.public_alias.iter().filter(|e| !e.trim().is_empty()) {
-            let (account, alias) = entry
-                .split_once('=')
-                .ok_or_else(|| StartError::PublicAlias(format!("'{entry}' is not ACCOUNT=ALIAS")))?;
+            let (account, alias) = entry.split_once('=').ok_or_else(|| {
+                StartError::PublicAlias(format!("'{entry}' is not ACCOUNT=ALIAS"))
+            })?;
             let account = AccountId::parse(account.trim()).map_err(StartError::PublicAlias)?;
             ecr.set_public_alias(&account, alias.trim())
                 .map_err(|e| StartError::PublicAlias(format!("'{entry}': {}", e.message)))?;

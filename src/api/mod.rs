@@ -155,7 +155,11 @@ impl Called {
     fn of(target: &str) -> Called {
         match target.strip_prefix(crate::public_api::TARGET_PREFIX) {
             Some(name) => Called::Public(crate::public_api::model::Operation::from_name(name)),
-            None => Called::Ecr(target.strip_prefix(TARGET_PREFIX).and_then(Operation::from_name)),
+            None => Called::Ecr(
+                target
+                    .strip_prefix(TARGET_PREFIX)
+                    .and_then(Operation::from_name),
+            ),
         }
     }
 

@@ -254,7 +254,9 @@ impl TokenSigner {
     /// Checks a bearer token: a password this server issued, or an
     /// anonymous pull token.
     pub fn verify_bearer(&self, token: &str, now: OffsetDateTime) -> Result<Bearer, TokenError> {
-        let raw = STANDARD.decode(token.trim()).map_err(|_| TokenError::Invalid)?;
+        let raw = STANDARD
+            .decode(token.trim())
+            .map_err(|_| TokenError::Invalid)?;
         let envelope: Envelope = serde_json::from_slice(&raw).map_err(|_| TokenError::Invalid)?;
         if envelope.version != ANONYMOUS_VERSION {
             return self.verify(token, now).map(Bearer::Claims);
@@ -265,7 +267,8 @@ impl TokenSigner {
         mac.update(ANONYMOUS_VERSION.as_bytes());
         mac.update(b"\n");
         mac.update(envelope.payload.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| TokenError::Invalid)?;
+        mac.verify_slice(&signature)
+            .map_err(|_| TokenError::Invalid)?;
         let expires: i64 = envelope.payload.parse().map_err(|_| TokenError::Invalid)?;
         if now.unix_timestamp() >= expires {
             return Err(TokenError::Expired);

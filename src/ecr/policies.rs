@@ -58,7 +58,10 @@ impl Ecr {
     ) -> EcrResult<RepositoryPolicy> {
         let name = parse_name(name)?;
         let (kind, set_action) = if scope.is_public() {
-            (PolicyKind::PublicRepository, "ecr-public:SetRepositoryPolicy")
+            (
+                PolicyKind::PublicRepository,
+                "ecr-public:SetRepositoryPolicy",
+            )
         } else {
             (PolicyKind::Repository, "ecr:SetRepositoryPolicy")
         };

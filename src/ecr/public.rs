@@ -175,7 +175,8 @@ impl Ecr {
                     created_at_ms: self.clock.now_ms(),
                 },
             };
-        if tx.get(Table::PublicAliases, &record.alias)?.as_deref() == Some(account.as_str().as_bytes())
+        if tx.get(Table::PublicAliases, &record.alias)?.as_deref()
+            == Some(account.as_str().as_bytes())
             && record.alias != alias
         {
             tx.delete(Table::PublicAliases, &record.alias)?;
@@ -183,8 +184,7 @@ impl Ecr {
         claim_alias(&mut *tx, alias, account)?;
         record.alias = alias.to_string();
         save(&mut *tx, Table::PublicRegistries, account.as_str(), &record)?;
-        tx.commit()
-            .map_err(EcrError::from)
+        tx.commit().map_err(EcrError::from)
     }
 
     /// The public registry a `registryId` names: an account id, or one of
@@ -216,8 +216,9 @@ impl Ecr {
     ) -> EcrResult<PublicRegistryRecord> {
         self.public_registry(account)?;
         let mut tx = self.store.write()?;
-        let mut record: PublicRegistryRecord = load(&*tx, Table::PublicRegistries, account.as_str())?
-            .ok_or_else(|| registry_not_found(account.as_str()))?;
+        let mut record: PublicRegistryRecord =
+            load(&*tx, Table::PublicRegistries, account.as_str())?
+                .ok_or_else(|| registry_not_found(account.as_str()))?;
         if let Some(name) = display_name {
             record.display_name = Some(name);
         }
@@ -234,8 +235,12 @@ impl Ecr {
     ) -> EcrResult<CatalogRecord> {
         let tx = self.store.read()?;
         get_repository(&*tx, scope, name)?;
-        Ok(load(&*tx, Table::RepositoryCatalogs, &repository_key(scope, name.as_str()))?
-            .unwrap_or_default())
+        Ok(load(
+            &*tx,
+            Table::RepositoryCatalogs,
+            &repository_key(scope, name.as_str()),
+        )?
+        .unwrap_or_default())
     }
 
     /// PutRepositoryCatalogData: replaces the repository's catalog data
@@ -261,7 +266,11 @@ impl Ecr {
 }
 
 /// Points `alias` at `account`, unless another account holds it.
-fn claim_alias(tx: &mut (impl WriteTxn + ?Sized), alias: &str, account: &AccountId) -> EcrResult<()> {
+fn claim_alias(
+    tx: &mut (impl WriteTxn + ?Sized),
+    alias: &str,
+    account: &AccountId,
+) -> EcrResult<()> {
     if let Some(holder) = tx.get(Table::PublicAliases, alias)? {
         if holder != account.as_str().as_bytes() {
             return Err(EcrError::invalid_parameter(
@@ -270,7 +279,11 @@ fn claim_alias(tx: &mut (impl WriteTxn + ?Sized), alias: &str, account: &Account
             ));
         }
     }
-    tx.put(Table::PublicAliases, alias, account.as_str().as_bytes().to_vec())?;
+    tx.put(
+        Table::PublicAliases,
+        alias,
+        account.as_str().as_bytes().to_vec(),
+    )?;
     Ok(())
 }
 
@@ -295,7 +308,16 @@ mod tests {
         for ok in ["ab", "my-team", "a1.b2_c3", "x9"] {
             assert!(is_valid_alias(ok), "{ok}");
         }
-        for bad in ["a", "1ab", "Ab", "a-", "a--b", "a/b", "-ab", &"a".repeat(51)] {
+        for bad in [
+            "a",
+            "1ab",
+            "Ab",
+            "a-",
+            "a--b",
+            "a/b",
+            "-ab",
+            &"a".repeat(51),
+        ] {
             assert!(!is_valid_alias(bad), "{bad}");
         }
     }

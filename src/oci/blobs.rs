@@ -237,7 +237,8 @@ async fn download_inner(
     headers: &HeaderMap,
 ) -> OciResult<Response> {
     let refused = || OciError::denied("The request signature does not match the URL");
-    let (Ok(account), Ok(region)) = (AccountId::parse(account), Region::parse_stored(region)) else {
+    let (Ok(account), Ok(region)) = (AccountId::parse(account), Region::parse_stored(region))
+    else {
         return Err(refused());
     };
     let scope = Scope::new(account, region);

@@ -119,7 +119,10 @@ fn resolve(app: &AppState, name: &str) -> OciResult<(Scope, String)> {
         )
     };
     let (alias, repository) = name.split_once('/').ok_or_else(unknown)?;
-    let account = app.ecr.public_account_of_alias(alias)?.ok_or_else(unknown)?;
+    let account = app
+        .ecr
+        .public_account_of_alias(alias)?
+        .ok_or_else(unknown)?;
     Ok((Scope::public(account), repository.to_string()))
 }
 
@@ -173,12 +176,8 @@ pub async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciR
         }
     };
     if let Some(kind) = request_kind.filter(|k| !k.is_pull()) {
-        app.ecr.authorize_all(
-            &caller,
-            kind.public_actions(),
-            &scope,
-            route.repository(),
-        )?;
+        app.ecr
+            .authorize_all(&caller, kind.public_actions(), &scope, route.repository())?;
     }
     // A mount names its source the way the client sees it, alias first;
     // only a source in the same public registry can be mounted.

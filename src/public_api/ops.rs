@@ -21,12 +21,12 @@ use super::model::{
     GetRepositoryCatalogDataResponse, GetRepositoryPolicyRequest, GetRepositoryPolicyResponse,
     ImageTagDetail, InitiateLayerUploadRequest, InitiateLayerUploadResponse,
     ListTagsForResourceRequest, ListTagsForResourceResponse, PutImageRequest, PutImageResponse,
-    PutRegistryCatalogDataRequest, PutRegistryCatalogDataResponse,
-    PutRepositoryCatalogDataRequest, PutRepositoryCatalogDataResponse, ReferencedImageDetail,
-    Registry, RegistryAlias, RegistryCatalogData, Repository, RepositoryCatalogData,
-    RepositoryCatalogDataInput, SetRepositoryPolicyRequest, SetRepositoryPolicyResponse,
-    TagResourceRequest, TagResourceResponse, Timestamp, UntagResourceRequest,
-    UntagResourceResponse, UploadLayerPartRequest, UploadLayerPartResponse,
+    PutRegistryCatalogDataRequest, PutRegistryCatalogDataResponse, PutRepositoryCatalogDataRequest,
+    PutRepositoryCatalogDataResponse, ReferencedImageDetail, Registry, RegistryAlias,
+    RegistryCatalogData, Repository, RepositoryCatalogData, RepositoryCatalogDataInput,
+    SetRepositoryPolicyRequest, SetRepositoryPolicyResponse, TagResourceRequest,
+    TagResourceResponse, Timestamp, UntagResourceRequest, UntagResourceResponse,
+    UploadLayerPartRequest, UploadLayerPartResponse,
 };
 use crate::api::ops as ecr_ops;
 use crate::api::Ctx;
@@ -216,11 +216,7 @@ pub async fn describe_registries(
         registries: Some(vec![Registry {
             registry_id: Some(scope.account.to_string()),
             registry_arn: Some(public_registry_arn(&scope.account)),
-            registry_uri: Some(format!(
-                "{}/{}",
-                ctx.app.ecr.public_host(),
-                registry.alias
-            )),
+            registry_uri: Some(format!("{}/{}", ctx.app.ecr.public_host(), registry.alias)),
             verified: Some(false),
             aliases: Some(vec![RegistryAlias {
                 default_registry_alias: Some(registry.alias == default_alias(&scope.account)),
@@ -301,7 +297,10 @@ fn decode_tag_token(token: &str) -> EcrResult<String> {
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.strip_prefix("image-tags:").map(str::to_string))
         .ok_or_else(|| {
-            EcrError::invalid_parameter("nextToken", "must be a nextToken returned by an earlier call")
+            EcrError::invalid_parameter(
+                "nextToken",
+                "must be a nextToken returned by an earlier call",
+            )
         })
 }
 
@@ -317,7 +316,11 @@ pub async fn describe_image_tags(
     let limit = input
         .max_results
         .map_or(DEFAULT_TAG_PAGE, |m| m.max(1) as usize);
-    let after = input.next_token.as_deref().map(decode_tag_token).transpose()?;
+    let after = input
+        .next_token
+        .as_deref()
+        .map(decode_tag_token)
+        .transpose()?;
     let (tags, more) = ctx
         .app
         .ecr

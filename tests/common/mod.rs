@@ -34,6 +34,8 @@ impl Backend {
 pub struct TestServer {
     pub url: String,
     pub port: u16,
+    /// The public registry's URL, for a server started with `public_port`.
+    pub public_url: Option<String>,
     /// The generated CA of a server started with `--tls`.
     pub tls_ca: Option<std::path::PathBuf>,
     pub state: Arc<AppState>,
@@ -71,6 +73,7 @@ impl TestServer {
         };
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr().unwrap();
+        let public_url = server.public_addr().map(|a| format!("http://{a}"));
         let state = server.state();
         let tls_ca = server.tls_ca_path().map(|p| p.to_path_buf());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -80,6 +83,7 @@ impl TestServer {
         TestServer {
             url: format!("http://{addr}"),
             port: addr.port(),
+            public_url,
             tls_ca,
             state,
             shutdown: Some(tx),
@@ -127,6 +131,26 @@ impl TestServer {
             .credentials_provider(Credentials::new(key, secret, None, None, "ecrd-tests"))
             .build();
         aws_sdk_ecr::Client::from_conf(config)
+    }
+
+    /// An ECR Public client with the given key, in ECR Public's one region.
+    pub fn ecr_public_as(&self, key: &str, secret: &str) -> aws_sdk_ecrpublic::Client {
+        self.ecr_public_in(key, secret, "us-east-1")
+    }
+
+    pub fn ecr_public_in(
+        &self,
+        key: &str,
+        secret: &str,
+        region: &str,
+    ) -> aws_sdk_ecrpublic::Client {
+        let config = aws_sdk_ecrpublic::Config::builder()
+            .behavior_version(aws_sdk_ecrpublic::config::BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(aws_sdk_ecrpublic::config::Region::new(region.to_string()))
+            .credentials_provider(Credentials::new(key, secret, None, None, "ecrd-tests"))
+            .build();
+        aws_sdk_ecrpublic::Client::from_conf(config)
     }
 
     pub fn http(&self) -> reqwest::Client {

@@ -121,7 +121,10 @@ pub fn canonical_public(name: &str) -> Option<&'static str> {
         Some(_) => return None,
         None => name,
     };
-    PUBLIC.iter().copied().find(|a| a.eq_ignore_ascii_case(bare))
+    PUBLIC
+        .iter()
+        .copied()
+        .find(|a| a.eq_ignore_ascii_case(bare))
 }
 
 #[cfg(test)]

@@ -349,7 +349,9 @@ fn check_action(pattern: &str, kind: PolicyKind) -> Result<(), String> {
         return Err(format!("action {pattern:?} is not an Amazon ECR action"));
     }
     if is_public && !glob::has_wildcard(name) && actions::canonical_public(name).is_none() {
-        return Err(format!("action {pattern:?} is not an Amazon ECR Public action"));
+        return Err(format!(
+            "action {pattern:?} is not an Amazon ECR Public action"
+        ));
     }
     Ok(())
 }
