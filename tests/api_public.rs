@@ -435,6 +435,25 @@ async fn images_pushed_through_the_api_are_pulled_anonymously() {
             .await
             .unwrap();
         assert_eq!(tags_list["tags"], serde_json::json!(["v1", "v2"]));
+        // The main port serves the public registry to the host `public.ecr.aws`
+        // (behind /etc/hosts and --tls, say); other hosts get the private one.
+        let by_host = http
+            .get(format!("{}/v2/{alias}/tool/manifests/v1", server.url))
+            .header("host", "public.ecr.aws")
+            .header("authorization", &bearer)
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(by_host.status(), 200);
+        assert_eq!(by_host.text().await.unwrap(), v1);
+        let private = http
+            .get(format!("{}/v2/{alias}/tool/manifests/v1", server.url))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(private.status(), 401);
 
         // An anonymous token does not push.
         let refused = http
