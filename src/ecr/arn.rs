@@ -82,7 +82,7 @@ mod tests {
         );
         assert_eq!(
             parse_repository_arn(&arn, "resourceArn").unwrap(),
-            (scope, name)
+            (scope.clone(), name.clone())
         );
         let public = Scope::public(scope.account.clone());
         let arn = repository_arn(&public, &name);

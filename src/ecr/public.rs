@@ -116,7 +116,7 @@ pub fn is_valid_alias(alias: &str) -> bool {
         if separator && (previous_separator || i == 1 || i + 1 == alias.len()) {
             body_ok = false;
         }
-        if !separator && !(c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        if !(separator || c.is_ascii_lowercase() || c.is_ascii_digit()) {
             body_ok = false;
         }
         previous_separator = separator;
