@@ -523,3 +523,99 @@ async fn wrong_credentials_and_a_corrupt_upstream_store_nothing() {
         assert_eq!(status, 200);
     }
 }
+
+#[tokio::test]
+async fn an_uncached_blob_is_served_while_it_is_fetched() {
+    for &backend in BACKENDS {
+        let upstream = Upstream::start(UpstreamAuth::Anonymous).await;
+        let big: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let digest = upstream.add_blob(big.clone());
+        let broken = Upstream::start(UpstreamAuth::Anonymous).await;
+        let other: Vec<u8> = big.iter().rev().copied().collect();
+        let bad_digest = broken.add_blob(other);
+        broken.corrupt_blobs(true);
+        let (server, _dir) =
+            server(backend, &[("quay", &upstream.url), ("k8s", &broken.url)]).await;
+        let ecr = server.ecr();
+        create_rule(&ecr, "qy", "quay.io", None).await;
+        create_rule(&ecr, "k8", "registry.k8s.io", None).await;
+        let token = password(&ecr).await;
+
+        // The upstream holds back the second half: most of the first half
+        // reaches the client all the same (ecrd holds back one chunk).
+        let release = upstream.hold_blobs();
+        let mut response = server
+            .http()
+            .get(format!("{}/v2/qy/big/blobs/{digest}", server.url))
+            .header("authorization", format!("Basic {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.content_length(), Some(big.len() as u64));
+        assert_eq!(response.headers()["docker-content-digest"], digest.as_str());
+        let mut received = Vec::new();
+        while received.len() < big.len() / 4 {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+                .await
+                .expect("the first half arrives while the upstream holds the rest")
+                .unwrap()
+                .expect("more body");
+            received.extend_from_slice(&chunk);
+        }
+        // Not cached until the whole blob is verified.
+        let err = ecr
+            .batch_check_layer_availability()
+            .repository_name("qy/big")
+            .layer_digests(&digest)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "RepositoryNotFoundException");
+        release.send(true).unwrap();
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            received.extend_from_slice(&chunk);
+        }
+        assert!(received == big, "the streamed blob is the upstream's");
+
+        // Cached: served with the upstream gone.
+        upstream.stop().await;
+        let (status, _, body) = pull(&server, &token, &format!("qy/big/blobs/{digest}")).await;
+        assert_eq!(status, 200);
+        assert!(body == big);
+
+        // Bytes that do not match their digest: the transfer breaks at the
+        // end instead of completing, and nothing is kept.
+        let response = server
+            .http()
+            .get(format!("{}/v2/k8/big/blobs/{bad_digest}", server.url))
+            .header("authorization", format!("Basic {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.bytes().await.is_err(),
+            "a corrupt blob never completes"
+        );
+        let err = ecr
+            .batch_check_layer_availability()
+            .repository_name("k8/big")
+            .layer_digests(&bad_digest)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "RepositoryNotFoundException");
+        assert_eq!(
+            server
+                .state
+                .ecr
+                .blobs
+                .size(&ecrd::digest::Digest::parse(&bad_digest).unwrap())
+                .await
+                .unwrap(),
+            None
+        );
+        server.stop().await;
+    }
+}

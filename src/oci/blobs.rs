@@ -39,6 +39,28 @@ pub async fn get(
     let repo = path::repository(name)?;
     let digest = path::digest(digest)?;
     let ecr = &ctx.app.ecr;
+    // Not cached yet under a pull through cache rule: served while it is
+    // fetched (a ranged read waits for the whole blob instead).
+    if !head && !headers.contains_key(axum::http::header::RANGE) {
+        if let Some(streamed) = ecr
+            .stream_blob_through(&ctx.caller, &ctx.scope, &repo, &digest)
+            .await?
+        {
+            let mut response = Response::new(Body::from_stream(streamed.body));
+            let h = response.headers_mut();
+            if let Some(length) = streamed.length {
+                h.insert(axum::http::header::CONTENT_LENGTH, length.into());
+            }
+            h.insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Ok(value) = HeaderValue::from_str(&digest.to_string()) {
+                h.insert("docker-content-digest", value);
+            }
+            return Ok(response);
+        }
+    }
     ecr.pull_through_blob(&ctx.caller, &ctx.scope, &repo, &digest)
         .await?;
     let Some(size) = ecr.layer_size(&ctx.scope, &repo, &digest).await? else {

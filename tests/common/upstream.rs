@@ -2,7 +2,8 @@
 //! OCI pull API (manifests by tag or digest, blobs) over images held in
 //! memory, with anonymous, Basic or Bearer-token authentication (a token
 //! endpoint on the same server, as Docker Hub's `auth.docker.io` works), a
-//! switch that corrupts blob bodies, and a count of manifest GETs.
+//! switch that corrupts blob bodies, a gate that holds back the second half
+//! of every blob body until released, and a count of manifest GETs.
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)]
 
@@ -39,6 +40,8 @@ struct Shared {
     auth: UpstreamAuth,
     content: Mutex<Content>,
     corrupt_blobs: AtomicBool,
+    /// While closed (`Some`), blob bodies stop half way until it opens.
+    blob_gate: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     manifest_gets: AtomicUsize,
     token: String,
 }
@@ -70,6 +73,7 @@ impl Upstream {
             auth,
             content: Mutex::new(Content::default()),
             corrupt_blobs: AtomicBool::new(false),
+            blob_gate: Mutex::new(None),
             manifest_gets: AtomicUsize::new(0),
             token: format!("tok-{}", uuid::Uuid::new_v4()),
         });
@@ -109,6 +113,26 @@ impl Upstream {
 
     pub fn corrupt_blobs(&self, on: bool) {
         self.shared.corrupt_blobs.store(on, Ordering::SeqCst);
+    }
+
+    /// Blob bodies served from now on send their first half, then wait
+    /// until the returned sender sends `true`.
+    pub fn hold_blobs(&self) -> tokio::sync::watch::Sender<bool> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        *self.shared.blob_gate.lock().unwrap() = Some(rx);
+        tx
+    }
+
+    /// Adds a blob of `bytes` (referenced by no manifest) and returns its digest.
+    pub fn add_blob(&self, bytes: Vec<u8>) -> String {
+        let digest = sha256_digest(&bytes);
+        self.shared
+            .content
+            .lock()
+            .unwrap()
+            .blobs
+            .insert(digest.clone(), bytes);
+        digest
     }
 
     /// Adds an image (a config and one layer made from `seed`) under `tag`.
@@ -289,10 +313,32 @@ async fn v2(
         let Some(mut bytes) = content.blobs.get(digest).cloned() else {
             return StatusCode::NOT_FOUND.into_response();
         };
+        drop(content);
         if shared.corrupt_blobs.load(Ordering::SeqCst) {
-            if let Some(b) = bytes.first_mut() {
+            if let Some(b) = bytes.last_mut() {
                 *b ^= 0xff;
             }
+        }
+        let gate = shared.blob_gate.lock().unwrap().clone();
+        if let Some(mut gate) = gate {
+            let second = bytes.split_off(bytes.len() / 2);
+            let length = bytes.len() + second.len();
+            let first = futures_util::stream::once(async move {
+                Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))
+            });
+            let rest = futures_util::stream::once(async move {
+                let _ = gate.wait_for(|open| *open).await;
+                Ok::<_, std::io::Error>(bytes::Bytes::from(second))
+            });
+            let mut response = (
+                StatusCode::OK,
+                Body::from_stream(futures_util::StreamExt::chain(first, rest)),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert("content-length", length.to_string().parse().unwrap());
+            return response;
         }
         return (StatusCode::OK, bytes).into_response();
     }

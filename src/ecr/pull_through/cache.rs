@@ -23,8 +23,19 @@
 //!
 //! Blobs are streamed from the upstream into the blob store (hashed as
 //! they arrive, never buffered whole) and verified before anything refers
-//! to them; a digest mismatch stores nothing. The client is served once the
-//! image is stored, not while its layers are still arriving.
+//! to them; a digest mismatch stores nothing. A blob a client GETs on
+//! `/v2/` that is not cached yet is served while it arrives
+//! ([`Ecr::stream_blob_through`]): each chunk goes to the client and to the
+//! blob store, and the response ends only once the store has verified the
+//! whole blob; a mismatch ends it with an error instead (the client sees a
+//! broken transfer, never a wrong blob that looks complete), and nothing is
+//! kept. A manifest is served once its image is stored, its blobs fetched
+//! four at a time.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
 
 use super::{RuleRecord, ROOT};
 use crate::digest::Digest;
@@ -36,9 +47,22 @@ use crate::ecr::names::{RepositoryName, Scope};
 use crate::ecr::repositories::get_repository;
 use crate::ecr::templates::PULL_THROUGH_CACHE;
 use crate::ecr::{load, save, Ecr};
-use crate::store::blobs::BlobError;
+use crate::store::blobs::{BlobError, ByteStream};
 use crate::store::Table;
 use crate::upstream::{RegistryClient, UpstreamError};
+
+/// How many blobs of one image are fetched from the upstream at once.
+const PARALLEL_BLOB_FETCHES: usize = 4;
+
+/// Chunks in flight between the client's response and the blob store.
+const TEE_DEPTH: usize = 8;
+
+/// A blob served while it is fetched from the upstream and cached.
+pub struct StreamedBlob {
+    /// The upstream's `Content-Length`, when it sent one.
+    pub length: Option<u64>,
+    pub body: ByteStream,
+}
 
 /// How long a cached tag is served before the upstream is asked again.
 pub const TAG_RECHECK_MS: i64 = 24 * 60 * 60 * 1000;
@@ -229,6 +253,104 @@ impl Ecr {
         Ok(())
     }
 
+    /// A `/v2/` blob GET of `repo` that the cache cannot answer yet, when a
+    /// rule covers it: the upstream's blob, streamed to the caller while it
+    /// is written to the blob store; linked into the repository once
+    /// verified. `None` when there is nothing to fetch (no rule, or cached:
+    /// serve from the cache).
+    pub async fn stream_blob_through(
+        self: &Arc<Self>,
+        caller: &Caller,
+        scope: &Scope,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> EcrResult<Option<StreamedBlob>> {
+        let (rule, repo_exists) = {
+            let tx = self.store.read()?;
+            let Some(rule) = self.rule_for(&*tx, scope, repo.as_str())? else {
+                return Ok(None);
+            };
+            if tx
+                .get(Table::Layers, &layer_key(scope, repo.as_str(), digest))?
+                .is_some()
+            {
+                return Ok(None);
+            }
+            (rule, get_repository(&*tx, scope, repo).is_ok())
+        };
+        if self.blobs.size(digest).await?.is_some() {
+            // Stored for another repository: only the link is missing.
+            self.pull_through_blob(caller, scope, repo, digest).await?;
+            return Ok(None);
+        }
+        let mut actions = vec!["ecr:BatchImportUpstreamImage"];
+        if !repo_exists {
+            actions.push("ecr:CreateRepository");
+        }
+        self.authorize_all(caller, &actions, scope, Some(repo.as_str()))?;
+        let client = self.upstream_client(scope, &rule)?;
+        let upstream_repo = upstream_repository(&rule, repo.as_str());
+        let fetched = client
+            .blob(&upstream_repo, &digest.to_string())
+            .await
+            .map_err(|e| layer_unavailable(digest, &e.to_string()))?;
+        let id = self.blobs.create_upload().await?;
+        let (to_store, from_client) =
+            tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(TEE_DEPTH);
+        let stored = tokio::spawn(self.clone().store_streamed_blob(
+            id,
+            from_client,
+            scope.clone(),
+            repo.clone(),
+            digest.clone(),
+        ));
+        Ok(Some(StreamedBlob {
+            length: fetched.length,
+            body: tee(fetched.body, to_store, stored),
+        }))
+    }
+
+    /// The blob store's side of [`Ecr::stream_blob_through`]: writes what
+    /// the response passes on, verifies it and links it into the cache
+    /// repository. Holds `collection` until the blob is linked.
+    async fn store_streamed_blob(
+        self: Arc<Self>,
+        id: String,
+        mut chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+        scope: Scope,
+        repo: RepositoryName,
+        digest: Digest,
+    ) -> EcrResult<()> {
+        let _publishing = self.collection.read().await;
+        let body: ByteStream = Box::pin(futures_util::stream::poll_fn(move |cx| {
+            chunks.poll_recv(cx)
+        }));
+        if let Err(e) = self.blobs.append_upload(&id, body).await {
+            let _ = self.blobs.cancel_upload(&id).await;
+            return Err(layer_unavailable(&digest, &e.to_string()));
+        }
+        let size = match self.blobs.finish_upload(&id, &digest).await {
+            Ok(size) => size,
+            Err(BlobError::DigestMismatch { computed }) => {
+                let _ = self.blobs.cancel_upload(&id).await;
+                return Err(layer_unavailable(
+                    &digest,
+                    &format!("the upstream's content has the digest '{computed}'"),
+                ));
+            }
+            Err(e) => {
+                let _ = self.blobs.cancel_upload(&id).await;
+                return Err(layer_unavailable(&digest, &e.to_string()));
+            }
+        };
+        let mut tx = self.store.write()?;
+        self.ensure_cache_repository(&mut *tx, &scope, &repo)?;
+        self.link_layer(&mut *tx, &scope, &repo, &digest, size)?;
+        tx.commit()?;
+        tracing::info!(repository = %repo, %digest, size, "blob cached while it was served");
+        Ok(())
+    }
+
     fn record_tag_check(
         &self,
         scope: &Scope,
@@ -347,11 +469,26 @@ impl Ecr {
         }
         let parsed = manifest::parse(&fetched.bytes, fetched.media_type.as_deref())?;
         let _publishing = self.collection.read().await;
-        let mut sizes = Vec::new();
-        for blob in parsed.required_blobs() {
-            let size = self.fetch_blob(client, upstream_repo, &blob.digest).await?;
-            sizes.push((blob.digest.clone(), size));
-        }
+        type Fetch<'a> = std::pin::Pin<
+            Box<dyn std::future::Future<Output = EcrResult<(Digest, u64)>> + Send + 'a>,
+        >;
+        let fetches: Vec<Fetch<'_>> = parsed
+            .required_blobs()
+            .into_iter()
+            .map(|blob| blob.digest.clone())
+            .map(|digest| -> Fetch<'_> {
+                Box::pin(async move {
+                    let size = self.fetch_blob(client, upstream_repo, &digest).await?;
+                    Ok((digest, size))
+                })
+            })
+            .collect();
+        let sizes: Vec<(Digest, u64)> = futures_util::stream::iter(fetches)
+            .buffer_unordered(PARALLEL_BLOB_FETCHES)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<EcrResult<_>>()?;
         {
             let mut tx = self.store.write()?;
             self.ensure_cache_repository(&mut *tx, scope, repo)?;
@@ -376,6 +513,91 @@ impl Ecr {
         )?;
         Ok(())
     }
+}
+
+/// The response body of a streamed blob: the upstream's chunks, each
+/// passed to the blob store as it arrives and to the client one chunk
+/// later. The last chunk is held back until the store has verified and kept
+/// the whole blob; when it has not (bytes that do not match the digest, an
+/// upstream that breaks off, a failed write) the body ends with an error
+/// instead, short of its length, so no client mistakes it for complete.
+fn tee(
+    upstream: ByteStream,
+    to_store: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    stored: tokio::task::JoinHandle<EcrResult<()>>,
+) -> ByteStream {
+    struct Tee {
+        upstream: ByteStream,
+        to_store: Option<tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>,
+        stored: Option<tokio::task::JoinHandle<EcrResult<()>>>,
+        /// Received and passed to the store, not yet to the client.
+        pending: Option<Bytes>,
+        /// The body has ended (an error was yielded, or the last chunk).
+        done: bool,
+    }
+    async fn verdict(stored: Option<tokio::task::JoinHandle<EcrResult<()>>>) -> Result<(), String> {
+        match stored {
+            Some(task) => match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.message),
+                Err(e) => Err(e.to_string()),
+            },
+            None => Err("the blob store stopped".to_string()),
+        }
+    }
+    let state = Tee {
+        upstream,
+        to_store: Some(to_store),
+        stored: Some(stored),
+        pending: None,
+        done: false,
+    };
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |mut state| async move {
+            loop {
+                if state.done {
+                    return None;
+                }
+                match state.upstream.next().await {
+                    Some(Ok(chunk)) => {
+                        let sent = match &state.to_store {
+                            Some(tx) => tx.send(Ok(chunk.clone())).await.is_ok(),
+                            None => false,
+                        };
+                        if !sent {
+                            // The store gave up: what it would keep is unknown.
+                            state.to_store = None;
+                            state.done = true;
+                            let why = verdict(state.stored.take()).await.err().unwrap_or_default();
+                            return Some((Err(std::io::Error::other(why)), state));
+                        }
+                        if let Some(previous) = state.pending.replace(chunk) {
+                            return Some((Ok(previous), state));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        // Tell the store the body is broken, so it keeps nothing.
+                        if let Some(tx) = state.to_store.take() {
+                            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                        }
+                        state.stored = None;
+                        state.done = true;
+                        let error = std::io::Error::other(format!("the upstream broke off: {e}"));
+                        return Some((Err(error), state));
+                    }
+                    None => {
+                        state.to_store = None;
+                        state.done = true;
+                        return match verdict(state.stored.take()).await {
+                            Ok(()) => state.pending.take().map(|last| (Ok(last), state)),
+                            Err(why) => Some((Err(std::io::Error::other(why)), state)),
+                        };
+                    }
+                }
+            }
+        },
+    ))
 }
 
 #[cfg(test)]
