@@ -3,7 +3,7 @@
 //! protocol adapters (`api/`, `oci/`, `sts/`) and the server that routes to
 //! them, so none of them imports another.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -133,13 +133,22 @@ impl AppState {
             ecr.set_public_alias(&account, alias.trim())
                 .map_err(|e| StartError::PublicAlias(format!("'{entry}': {}", e.message)))?;
         }
-        ecr.set_upstreams(
-            crate::ecr::pull_through::UpstreamSettings::from_config(
-                config.secrets_file.as_deref(),
-                &config.upstreams,
-            )
-            .map_err(StartError::Upstreams)?,
-        );
+        let mut upstreams = crate::ecr::pull_through::UpstreamSettings::from_config(
+            config.secrets_file.as_deref(),
+            &config.upstreams,
+        )
+        .map_err(StartError::Upstreams)?;
+        // An `ecr` upstream of another account or region is this ecrd itself.
+        let loopback = match config.host {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        upstreams.local = Some(crate::ecr::pull_through::LocalRegistry {
+            addr: SocketAddr::new(loopback, port),
+            signer: tokens.clone(),
+        });
+        ecr.set_upstreams(upstreams);
         if let Some(path) = &config.vuln_db {
             if !path.exists() {
                 return Err(StartError::VulnDb(format!(

@@ -68,7 +68,8 @@ async fn pull(
         .header("authorization", format!("Basic {token}"))
         .header(
             "accept",
-            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+             application/vnd.docker.distribution.manifest.v2+json",
         )
         .send()
         .await
@@ -616,6 +617,86 @@ async fn an_uncached_blob_is_served_while_it_is_fetched() {
                 .unwrap(),
             None
         );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_ecr_upstream_is_another_account_or_region_of_the_same_ecrd() {
+    for &backend in BACKENDS {
+        let server = TestServer::start_with(backend, |c| {
+            c.credentials = Some("AKIAB:secretb:111111111111".into());
+        })
+        .await;
+        let owner = server.ecr();
+        owner
+            .create_repository()
+            .repository_name("base/app")
+            .send()
+            .await
+            .unwrap();
+        let (manifest, _) = common::push_image(&owner, "base/app", "upstream", "v1").await;
+        let europe = server.ecr_as("test", "test", "eu-west-1");
+        europe
+            .create_repository()
+            .repository_name("app")
+            .send()
+            .await
+            .unwrap();
+        let (euro_manifest, _) = common::push_image(&europe, "app", "europe", "v1").await;
+
+        // Same account, another region: no role needed.
+        owner
+            .create_pull_through_cache_rule()
+            .ecr_repository_prefix("euro")
+            .upstream_registry_url("000000000000.dkr.ecr.eu-west-1.amazonaws.com")
+            .send()
+            .await
+            .unwrap();
+        let token = password(&owner).await;
+        let (status, _, body) = pull(&server, &token, "euro/app/manifests/v1").await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(body, euro_manifest.as_bytes());
+
+        // Another account, through its role: the upstream's policy decides.
+        let other = server.ecr_as("AKIAB", "secretb", "us-east-1");
+        other
+            .create_pull_through_cache_rule()
+            .ecr_repository_prefix("mirror")
+            .upstream_registry_url("000000000000.dkr.ecr.us-east-1.amazonaws.com")
+            .custom_role_arn("arn:aws:iam::111111111111:role/ptc")
+            .upstream_repository_prefix("base")
+            .send()
+            .await
+            .unwrap();
+        let other_token = password(&other).await;
+        let (status, _, _) = pull(&server, &other_token, "mirror/app/manifests/v1").await;
+        assert_eq!(status, 404, "refused by the upstream without a policy");
+        owner
+            .set_repository_policy()
+            .repository_name("base/app")
+            .policy_text(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:role/ptc"},"Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer","ecr:BatchCheckLayerAvailability"]}]}"#,
+            )
+            .send()
+            .await
+            .unwrap();
+        let (status, _, body) = pull(&server, &other_token, "mirror/app/manifests/v1").await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(body, manifest.as_bytes());
+        let parsed: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        let layer = parsed["layers"][0]["digest"].as_str().unwrap();
+        let (status, _, blob) =
+            pull(&server, &other_token, &format!("mirror/app/blobs/{layer}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(sha256_digest(&blob), layer);
+        let cached = other
+            .describe_images()
+            .repository_name("mirror/app")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cached.image_details().len(), 1);
         server.stop().await;
     }
 }

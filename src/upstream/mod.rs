@@ -173,6 +173,26 @@ impl RegistryClient {
         }
     }
 
+    /// A client for a registry named `host` that is reached at `addr` over
+    /// plain HTTP, whatever `host` resolves to (this ecrd's own registry,
+    /// which picks the registry by the host name).
+    pub fn resolving(
+        host: &str,
+        addr: std::net::SocketAddr,
+        credentials: Option<Credentials>,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .resolve(host, addr)
+            .build()
+            .unwrap_or_default();
+        RegistryClient {
+            http,
+            base: format!("http://{host}:{}", addr.port()),
+            credentials,
+        }
+    }
+
     fn basic(&self) -> Option<String> {
         self.credentials.as_ref().map(|c| {
             format!(

@@ -40,7 +40,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::error::{EcrError, EcrResult, ErrorKind};
-use super::names::Scope;
+use super::names::{AccountId, Region, Scope};
 use super::{load, save, Ecr};
 use crate::store::{ReadTxn, Table};
 use crate::upstream::{Credentials, RegistryClient};
@@ -111,6 +111,18 @@ pub struct UpstreamSettings {
     pub endpoints: HashMap<String, String>,
     /// Secret ARN → value.
     pub secrets: HashMap<String, SecretValue>,
+    /// This ecrd's own registry, where an `ecr` upstream
+    /// (`<account>.dkr.ecr.<region>.amazonaws.com`) without an `--upstream
+    /// ecr=` endpoint is found: another account or region of the same ecrd.
+    pub local: Option<LocalRegistry>,
+}
+
+/// How the pull through cache reaches this ecrd's own registry: its
+/// address, and the signer of the registry passwords it logs in with.
+#[derive(Debug, Clone)]
+pub struct LocalRegistry {
+    pub addr: std::net::SocketAddr,
+    pub signer: crate::auth::token::TokenSigner,
 }
 
 impl UpstreamSettings {
@@ -552,6 +564,11 @@ impl Ecr {
         rule: &RuleRecord,
     ) -> EcrResult<RegistryClient> {
         let settings = self.upstream_settings();
+        if rule.upstream_registry == "ecr" && !settings.endpoints.contains_key("ecr") {
+            if let Some(local) = &settings.local {
+                return self.local_ecr_client(scope, rule, local);
+            }
+        }
         let base = settings
             .endpoints
             .get(&rule.upstream_registry)
@@ -562,6 +579,53 @@ impl Ecr {
             None => None,
         };
         Ok(RegistryClient::new(&base, credentials))
+    }
+
+    /// An `ecr` upstream in this ecrd: reached over loopback under its ECR
+    /// host name (which names the registry, as in ECR), logged in with a
+    /// password this ecrd signs for the rule's `customRoleArn` (or the
+    /// downstream account's root) in the upstream's region. So the
+    /// upstream's own policies decide, as ECR's do for a cross-account or
+    /// cross-region rule.
+    fn local_ecr_client(
+        &self,
+        scope: &Scope,
+        rule: &RuleRecord,
+        local: &LocalRegistry,
+    ) -> EcrResult<RegistryClient> {
+        let host = rule.upstream_registry_url.trim_end_matches('/');
+        let unavailable = |why: &str| {
+            EcrError::new(
+                ErrorKind::UnableToGetUpstreamImage,
+                format!("The upstream registry {host} cannot be used: {why}"),
+            )
+        };
+        let caps = ECR_URL
+            .captures(host)
+            .ok_or_else(|| unavailable("it is not an ECR registry URL"))?;
+        let region = Region::parse(&caps[2]).map_err(|e| unavailable(&e))?;
+        let upstream_account = AccountId::parse(&caps[1]).map_err(|e| unavailable(&e))?;
+        if upstream_account == scope.account && region == scope.region {
+            return Err(unavailable("it is this registry"));
+        }
+        let principal = rule
+            .custom_role_arn
+            .clone()
+            .unwrap_or_else(|| crate::auth::credentials::root_arn(&scope.account));
+        let (password, _) = local.signer.issue_to(
+            &Scope::new(scope.account.clone(), region),
+            "pull-through-cache",
+            Some(&principal),
+            self.clock.now(),
+        );
+        Ok(RegistryClient::resolving(
+            host,
+            local.addr,
+            Some(Credentials {
+                username: "AWS".to_string(),
+                password,
+            }),
+        ))
     }
 
     /// ValidatePullThroughCacheRule: reaches the upstream with the rule's
