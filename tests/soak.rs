@@ -36,12 +36,14 @@ const REPOSITORIES: [&str; 3] = ["soak/alpha", "soak/beta", "soak/gamma"];
 /// of its manifest is safe for this long, an unused one goes after it.
 const GC_GRACE_SECONDS: u64 = 5;
 /// Peak resident memory allowed over one backend's soak, for the whole test
-/// process (server, clients and the test harness). Measured on 2 cores: 133
-/// MiB for the memory backend (which holds every blob younger than the
-/// grace: about 5 s of ~12 MiB/s of pushes), 143 MiB for disk (run after
-/// memory, whose freed pages the allocator keeps). 300 MiB leaves room for
-/// faster machines, which push more within the grace.
+/// process (server, clients and the test harness). Measured on 2 shared
+/// cores: 130-156 MiB for the memory backend (which holds every blob younger
+/// than the grace: 5 s of 12-14 MiB/s of pushes), 141-167 MiB for disk (run
+/// after memory, whose freed pages the allocator keeps). A machine fast
+/// enough to push more within one grace window holds more, so the bound
+/// grows by twice what the busiest window pushed beyond `WINDOW_ALLOWANCE_MIB`.
 const PEAK_RSS_LIMIT_MIB: u64 = 300;
+const WINDOW_ALLOWANCE_MIB: u64 = 80;
 /// Once the grace has passed, memory must stop growing with the pushes: over
 /// the second half of the soak RSS may grow by at most this much plus a
 /// quarter of the bytes pushed meanwhile. A server that kept every pushed
@@ -672,9 +674,20 @@ async fn soak(backend: Backend, seconds: u64, seed: u64) {
         all.latencies.get("push").map_or(0, Vec::len) > 10,
         "[{name}] too few pushes to mean anything"
     );
+    let window = GC_GRACE_SECONDS as usize + 1;
+    let busiest = (0..samples.len())
+        .map(|i| samples[i].1 - samples[i.saturating_sub(window)].1)
+        .max()
+        .unwrap_or(0)
+        .max(samples.first().map_or(0, |s| s.1));
+    let limit = PEAK_RSS_LIMIT_MIB + 2 * (busiest >> 20).saturating_sub(WINDOW_ALLOWANCE_MIB);
+    println!(
+        "  busiest {window} s pushed {} MiB; peak RSS bound {limit} MiB",
+        busiest >> 20
+    );
     assert!(
-        peak / 1024 < PEAK_RSS_LIMIT_MIB,
-        "[{name}] peak RSS {} MiB over the {PEAK_RSS_LIMIT_MIB} MiB bound",
+        peak / 1024 < limit,
+        "[{name}] peak RSS {} MiB over the {limit} MiB bound",
         peak / 1024
     );
     // Only meaningful when the second half starts after the grace.
