@@ -212,7 +212,7 @@ fn refuse_foreign_host(config: &ServeConfig, request: &axum::extract::Request) -
             Json(json!({
                 "__type": "AccessDeniedException",
                 "message": format!(
-                    "operator endpoints answer only for IP addresses, localhost, *.amazonaws.com, the registry host and the names given to --allowed-host (ECRD_ALLOWED_HOSTS), not Host '{}'; start ecrd with --allowed-host NAME to reach it by that name",
+                    "the operator endpoints and the console answer only for IP addresses, localhost, *.localhost, *.amazonaws.com, the registry host and the names given to --allowed-host (ECRD_ALLOWED_HOSTS), not Host '{}'; start ecrd with --allowed-host NAME to reach them by that name",
                     host.chars().take(256).collect::<String>()
                 ),
             })),
