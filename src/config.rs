@@ -184,6 +184,19 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
 
+    /// A host name the operator endpoints and the console answer for, as
+    /// the request's `Host` names it (without the port); repeatable, or
+    /// comma-separated in the variable. IP literals, `localhost`,
+    /// `*.localhost`, `*.amazonaws.com` and the `--registry-host` are
+    /// always allowed; any other `Host` gets 403, so a web page whose name
+    /// was rebound to this address (DNS rebinding) cannot use them.
+    #[arg(
+        long = "allowed-host",
+        env = "ECRD_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Seconds a connection has to send a complete request header (also
     /// while a kept-alive connection waits for its next request); it is
     /// closed after that. 0 disables the limit. Bodies are held to
@@ -299,6 +312,7 @@ impl ServeConfig {
             blob_redirect: true,
             token_secret: None,
             operator_token: None,
+            allowed_hosts: Vec::new(),
             log_format: LogFormat::Text,
             lifecycle_interval: 0,
             gc_interval: 0,

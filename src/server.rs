@@ -33,7 +33,9 @@
 //! requests with a content type other than JSON or `application/x-tar`
 //! (415: a form or text type is what a page can send) or an `Origin` (403),
 //! as a web page would send them, are refused, and `--operator-token`
-//! requires a bearer token.
+//! requires a bearer token. They and the console also refuse (403) a `Host`
+//! that is not a name ecrd is known by (`host_is_allowed`), which is what a
+//! DNS-rebinding page sends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,7 +76,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_ecrd/health", get(health))
         .route("/_localstack/health", get(localstack_health))
         .merge(operator)
-        .merge(crate::console::routes())
+        .merge(
+            crate::console::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                host_guard,
+            )),
+        )
         .merge(crate::oci::routes())
         .fallback(not_found)
         // Outermost: every request, routed or not, gets its id, its span
@@ -130,6 +137,9 @@ async fn operator_guard(
     let refuse = |status: StatusCode, kind: &str, message: String| {
         (status, Json(json!({ "__type": kind, "message": message }))).into_response()
     };
+    if let Some(refused) = refuse_foreign_host(&app.config, &request) {
+        return refused;
+    }
     let headers = request.headers();
     if let Some(expected) = &app.config.operator_token {
         let given = headers
@@ -186,6 +196,138 @@ async fn operator_guard(
         }
     }
     next.run(request).await
+}
+
+/// The console's guard: only the `Host` check of `operator_guard` (the
+/// console is read-only, and open without the operator token).
+async fn host_guard(
+    State(app): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(refused) = refuse_foreign_host(&app.config, &request) {
+        return refused;
+    }
+    next.run(request).await
+}
+
+/// A 403 for a request whose `Host` (or HTTP/2 `:authority`) names a host
+/// that ecrd is not known by: DNS rebinding. A page on `evil.example` whose
+/// name its DNS later points at 127.0.0.1 is same-origin with ecrd to the
+/// browser, so it can send JSON and read the answers, but its requests
+/// still carry `Host: evil.example`. A request with no host at all comes
+/// from no browser and passes.
+fn refuse_foreign_host(config: &ServeConfig, request: &axum::extract::Request) -> Option<Response> {
+    let host = match request.headers().get(axum::http::header::HOST) {
+        Some(value) => value.to_str().unwrap_or("\u{fffd}").to_string(),
+        None => request.uri().authority()?.as_str().to_string(),
+    };
+    if host_is_allowed(
+        &host,
+        config.registry_host.as_deref(),
+        &config.allowed_hosts,
+    ) {
+        return None;
+    }
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            Json(json!({
+                "__type": "AccessDeniedException",
+                "message": format!(
+                    "the operator endpoints and the console answer only for IP addresses, localhost, *.localhost, *.amazonaws.com, the registry host and the names given to --allowed-host (ECRD_ALLOWED_HOSTS), not Host '{}'; start ecrd with --allowed-host NAME to reach them by that name",
+                    host.chars().take(256).collect::<String>()
+                ),
+            })),
+        )
+            .into_response(),
+    )
+}
+
+/// Whether `host` (a `Host` header: a name or IP literal, maybe with a
+/// port) is a name ecrd answers operator requests for: an IP literal,
+/// `localhost` or `*.localhost` (RFC 6761: never resolved to another
+/// machine), a name under `amazonaws.com` (an ECR-form registry host, whose
+/// DNS no page controls), the `--registry-host` (its `{account}` and
+/// `{region}` standing for any value), or one of `allowed`. Names compare
+/// case-insensitively, a trailing dot ignored.
+#[doc(hidden)]
+pub fn host_is_allowed(host: &str, registry_host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(name) = host_name(host) else {
+        return false;
+    };
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = name.to_ascii_lowercase();
+    let name = name.strip_suffix('.').unwrap_or(&name);
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return false;
+    }
+    if name == "localhost" || name.ends_with(".localhost") {
+        return true;
+    }
+    if name.ends_with(".amazonaws.com") || name.ends_with(".amazonaws.com.cn") {
+        return true;
+    }
+    if let Some(template) = registry_host.and_then(host_name) {
+        if template_matches(&template.to_ascii_lowercase(), name) {
+            return true;
+        }
+    }
+    allowed.iter().any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        let a = host_name(&a).unwrap_or(&a);
+        a.strip_suffix('.').unwrap_or(a) == name
+    })
+}
+
+/// The host of a `Host` value without its port: `[::1]:80` → `::1`,
+/// `name:80` → `name`. `None` for a malformed bracket or port.
+fn host_name(host: &str) -> Option<&str> {
+    let host = host.trim();
+    if let Some(rest) = host.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        return (after.is_empty() || port_ok(after.strip_prefix(':')?)).then_some(ip);
+    }
+    match host.rsplit_once(':') {
+        // A bare IPv6 literal is not a valid Host, but is no rebound name.
+        Some(_) if host.parse::<std::net::Ipv6Addr>().is_ok() => Some(host),
+        Some((name, port)) => port_ok(port).then_some(name),
+        None => Some(host),
+    }
+}
+
+fn port_ok(port: &str) -> bool {
+    // `{port}` stands in a --registry-host template.
+    port == "{port}"
+        || (!port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `name` is `template` with each `{...}` placeholder replaced by
+/// a non-empty run of letters, digits and dashes (no dots).
+fn template_matches(template: &str, name: &str) -> bool {
+    match template.find('{') {
+        None => template == name,
+        Some(open) => {
+            let Some(close) = template[open..].find('}') else {
+                return template == name;
+            };
+            let (prefix, rest) = (&template[..open], &template[open + close + 1..]);
+            let Some(tail) = name.strip_prefix(prefix) else {
+                return false;
+            };
+            let run = tail
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                .count();
+            (1..=run).any(|n| template_matches(rest, &tail[n..]))
+        }
+    }
 }
 
 /// Compares two secrets in time independent of where they differ (and,
@@ -866,4 +1008,50 @@ async fn reload_vuln_db(State(app): State<Arc<AppState>>) -> Response {
         "updatedAt": db.updated_at(),
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_is_allowed;
+
+    #[test]
+    fn hosts_that_cannot_be_rebound_are_allowed() {
+        let allowed = vec!["ecrd".to_string(), "Registry.Internal:5000".to_string()];
+        let ok = |h: &str| host_is_allowed(h, Some("{account}.reg.test:{port}"), &allowed);
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:4566",
+            "[::1]:4566",
+            "::1",
+            "10.1.2.3:80",
+            "localhost",
+            "LOCALHOST:4566",
+            "localhost.",
+            "ecrd.localhost:4566",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            "ecr.eu-west-1.amazonaws.com:443",
+            "000000000000.reg.test:4566",
+            "ecrd:4566",
+            "registry.internal",
+        ] {
+            assert!(ok(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:4566",
+            "localhost.evil.example",
+            "amazonaws.com.evil.example",
+            "evilamazonaws.com",
+            "reg.test",
+            "a.b.reg.test",
+            "ecrd.evil",
+            "",
+            "[::1",
+            "localhost:port",
+            "local host",
+        ] {
+            assert!(!ok(host), "{host}");
+        }
+        assert!(!host_is_allowed("ecrd", None, &[]));
+    }
 }

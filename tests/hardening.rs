@@ -274,6 +274,88 @@ async fn operator_endpoints_refuse_what_a_web_page_can_send() {
     }
 }
 
+/// DNS rebinding: a page on `evil.example` whose name now resolves to
+/// 127.0.0.1 is same-origin with ecrd, so it can send JSON without an
+/// `Origin` check helping; but it still sends `Host: evil.example`. The
+/// operator endpoints and the console answer such a request 403 and change
+/// nothing; `localhost:PORT`, an IP, an ECR-form name and a name given to
+/// `--allowed-host` are served. Health and both planes ignore `Host`.
+#[tokio::test]
+async fn operator_endpoints_refuse_a_rebound_host() {
+    for &backend in BACKENDS {
+        let server = TestServer::start_with(backend, |c| {
+            c.allowed_hosts = vec!["ecrd".into(), "Build-Box.lan".into()];
+        })
+        .await;
+        let ecr = server.ecr();
+        ecr.create_repository()
+            .repository_name("survivor")
+            .send()
+            .await
+            .unwrap();
+        let send = |method: reqwest::Method, path: &str, host: &str| {
+            server
+                .http()
+                .request(method, format!("{}{path}", server.url))
+                .header("host", host)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+        };
+        for host in ["evil.example", "evil.example:80", "localhost.evil.example"] {
+            for path in STATE_CHANGING {
+                let r = send(reqwest::Method::POST, path, host).await.unwrap();
+                assert_eq!(r.status(), 403, "{host} {path}");
+                let body: Value = r.json().await.unwrap();
+                let message = body["message"].as_str().unwrap();
+                assert!(
+                    message.contains("--allowed-host") && message.contains(host),
+                    "{message}"
+                );
+            }
+            for path in ["/_ecrd/clock", "/_ecrd/metrics", "/_ecrd/console/"] {
+                let r = send(reqwest::Method::GET, path, host).await.unwrap();
+                assert_eq!(r.status(), 403, "{host} GET {path}");
+            }
+            let r = send(reqwest::Method::GET, "/_ecrd/health", host)
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "health stays open");
+        }
+        let listed = ecr.describe_repositories().send().await.unwrap();
+        assert_eq!(listed.repositories().len(), 1, "nothing was reset");
+        assert_eq!(offset(&server).await, 0.0);
+
+        for host in [
+            format!("127.0.0.1:{}", server.port),
+            format!("[::1]:{}", server.port),
+            "ecrd.localhost".to_string(),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com".to_string(),
+            format!("ecrd:{}", server.port),
+            "build-box.lan".to_string(),
+        ] {
+            let r = send(reqwest::Method::GET, "/_ecrd/clock", &host)
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{host}");
+            let r = send(reqwest::Method::POST, "/_ecrd/gc", &host)
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{host}");
+        }
+        let r = send(
+            reqwest::Method::POST,
+            "/_ecrd/reset",
+            &format!("localhost:{}", server.port),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        let listed = ecr.describe_repositories().send().await.unwrap();
+        assert!(listed.repositories().is_empty(), "localhost may reset");
+    }
+}
+
 /// With `--operator-token`, every operator endpoint but health needs
 /// `Authorization: Bearer <token>`.
 #[tokio::test]

@@ -123,14 +123,17 @@ pub async fn delete(ctx: Ctx, name: &str, digest: &str) -> OciResult<Response> {
 
 /// What a `Range` header asks of a blob of a known size.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ByteRange {
+#[doc(hidden)]
+pub enum ByteRange {
     Whole,
     /// `start` inclusive, `end` exclusive.
     Part(u64, u64),
     Unsatisfiable,
 }
 
-pub(crate) fn byte_range(header: Option<&HeaderValue>, size: u64) -> ByteRange {
+/// Public for the fuzz target (`fuzz/fuzz_targets/ranges.rs`).
+#[doc(hidden)]
+pub fn byte_range(header: Option<&HeaderValue>, size: u64) -> ByteRange {
     let Some(spec) = header
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.trim().strip_prefix("bytes="))

@@ -200,8 +200,10 @@ fn body_error(e: EcrError) -> OciError {
 
 /// Where a chunk says it starts: `Content-Range: <start>-<end>` (also taken
 /// in the `bytes <start>-<end>/<total>` form). Its length must agree with
-/// `Content-Length` when both are given.
-fn chunk_offset(headers: &HeaderMap) -> OciResult<Option<u64>> {
+/// `Content-Length` when both are given. Public for the fuzz target
+/// (`fuzz/fuzz_targets/ranges.rs`).
+#[doc(hidden)]
+pub fn chunk_offset(headers: &HeaderMap) -> OciResult<Option<u64>> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
@@ -226,10 +228,11 @@ fn chunk_offset(headers: &HeaderMap) -> OciResult<Option<u64>> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(length) = length {
-        if length != end - start + 1 {
+        // `0-18446744073709551615` covers one byte more than u64 counts.
+        let covered = u128::from(end - start) + 1;
+        if u128::from(length) != covered {
             return Err(OciError::upload_invalid(format!(
-                "Content-Range {start}-{end} covers {} bytes but Content-Length is {length}",
-                end - start + 1
+                "Content-Range {start}-{end} covers {covered} bytes but Content-Length is {length}"
             )));
         }
     }
@@ -271,6 +274,13 @@ mod tests {
             StatusCode::RANGE_NOT_SATISFIABLE
         );
         assert!(chunk_offset(&headers("x", None)).is_err());
+        // The widest range used to overflow counting its bytes.
+        assert_eq!(
+            chunk_offset(&headers("0-18446744073709551615", Some("0")))
+                .unwrap_err()
+                .code,
+            "BLOB_UPLOAD_INVALID"
+        );
         assert_eq!(range_value(0), "0-0");
         assert_eq!(range_value(10), "0-9");
     }

@@ -6,7 +6,10 @@
 //!
 //! Plain scalars take YAML's core schema (`true`, `null`, `12`, `1.5`);
 //! quoted and block scalars stay strings, so an account id written as
-//! `"000000000000"` keeps its zeros. Anchors and aliases are honoured.
+//! `"000000000000"` keeps its zeros. Anchors and aliases are honoured, up
+//! to [`MAX_ALIASED_VALUES`] values copied through aliases in all (a
+//! "billion laughs" file of a few hundred bytes would otherwise expand to
+//! gigabytes).
 
 use std::collections::HashMap;
 
@@ -14,6 +17,11 @@ use serde_json::{Map, Number, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 use yaml_rust2::Yaml;
+
+/// The most values (scalars, lists and mappings, counted through nesting)
+/// that aliases may copy into one document. A real seed file aliases a few
+/// tag sets or settings; this is far above that.
+pub const MAX_ALIASED_VALUES: usize = 100_000;
 
 /// A 1-based line and column in the seed file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +103,27 @@ struct Builder {
     stack: Vec<Frame>,
     root: Option<Value>,
     positions: HashMap<String, Position>,
-    anchors: HashMap<usize, Value>,
+    /// Each anchored value with the number of values in it.
+    anchors: HashMap<usize, (Value, usize)>,
+    /// Values copied through aliases so far.
+    aliased: usize,
     error: Option<SyntaxError>,
+}
+
+/// The number of values in `value`, itself included (without recursion, so
+/// a deep value cannot overflow the stack).
+fn count_values(value: &Value) -> usize {
+    let mut count = 0;
+    let mut todo = vec![value];
+    while let Some(v) = todo.pop() {
+        count += 1;
+        match v {
+            Value::Array(items) => todo.extend(items),
+            Value::Object(map) => todo.extend(map.values()),
+            _ => {}
+        }
+    }
+    count
 }
 
 fn child_path(parent: &str, key: &str) -> String {
@@ -150,7 +177,8 @@ impl Builder {
 
     fn finish(&mut self, value: Value, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            let count = count_values(&value);
+            self.anchors.insert(anchor, (value.clone(), count));
         }
         match self.stack.last_mut() {
             None => self.root = Some(value),
@@ -207,7 +235,26 @@ impl MarkedEventReceiver for Builder {
                 self.finish(value, anchor);
             }
             Event::Alias(id) => {
-                let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
+                let value = match self.anchors.get(&id) {
+                    Some((value, count))
+                        if self.aliased.saturating_add(*count) <= MAX_ALIASED_VALUES =>
+                    {
+                        self.aliased += count;
+                        value.clone()
+                    }
+                    Some(_) => {
+                        if self.error.is_none() {
+                            self.error = Some(SyntaxError {
+                                position: mark.into(),
+                                message: format!(
+                                    "aliases copy more than {MAX_ALIASED_VALUES} values into this file"
+                                ),
+                            });
+                        }
+                        Value::Null
+                    }
+                    None => Value::Null,
+                };
                 if self.take_key(&value, mark) {
                     return;
                 }
@@ -283,6 +330,26 @@ mod tests {
         assert_eq!((p.line, p.column), (4, 9));
         let p = doc.position("accounts[0].regions[0].missing").unwrap();
         assert_eq!((p.line, p.column), (4, 9));
+    }
+
+    #[test]
+    fn aliases_cannot_expand_without_bound() {
+        // Ten lists of ten aliases to the one before: 10^9 values.
+        let mut text = String::from("a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
+        for i in 1..9 {
+            let items = vec![format!("*a{}", i - 1); 10].join(",");
+            text.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        let e = Document::parse(&text).unwrap_err();
+        assert!(
+            e.message.contains("aliases copy more than"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.position.line, 5);
+        // Ordinary aliasing still works.
+        let doc = Document::parse("t: &t {team: a}\nrepos:\n  - tags: *t\n  - tags: *t\n").unwrap();
+        assert_eq!(doc.value["repos"][1]["tags"]["team"], "a");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+pub mod registry;
 pub mod upstream;
 
 use aws_credential_types::Credentials;
