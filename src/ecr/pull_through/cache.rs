@@ -224,24 +224,9 @@ impl Ecr {
         repo: &RepositoryName,
         digest: &Digest,
     ) -> EcrResult<()> {
-        let (rule, repo_exists) = {
-            let tx = self.store.read()?;
-            let Some(rule) = self.rule_for(&*tx, scope, repo.as_str())? else {
-                return Ok(());
-            };
-            if tx
-                .get(Table::Layers, &layer_key(scope, repo.as_str(), digest))?
-                .is_some()
-            {
-                return Ok(());
-            }
-            (rule, get_repository(&*tx, scope, repo).is_ok())
+        let Some(rule) = self.blob_to_import(caller, scope, repo, digest)? else {
+            return Ok(());
         };
-        let mut actions = vec!["ecr:BatchImportUpstreamImage"];
-        if !repo_exists {
-            actions.push("ecr:CreateRepository");
-        }
-        self.authorize_all(caller, &actions, scope, Some(repo.as_str()))?;
         let client = self.upstream_client(scope, &rule)?;
         let upstream_repo = upstream_repository(&rule, repo.as_str());
         let _publishing = self.collection.read().await;
@@ -251,6 +236,58 @@ impl Ecr {
         self.link_layer(&mut *tx, scope, repo, digest, size)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The rule a blob pull of `repo` must import `digest` through: `None`
+    /// when no rule covers `repo` or the blob is already linked into it.
+    /// Importing needs `ecr:BatchImportUpstreamImage` (and
+    /// `ecr:CreateRepository` for a repository not made yet).
+    fn blob_to_import(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> EcrResult<Option<RuleRecord>> {
+        let (rule, repo_exists) = {
+            let tx = self.store.read()?;
+            let Some(rule) = self.rule_for(&*tx, scope, repo.as_str())? else {
+                return Ok(None);
+            };
+            if tx
+                .get(Table::Layers, &layer_key(scope, repo.as_str(), digest))?
+                .is_some()
+            {
+                return Ok(None);
+            }
+            (rule, get_repository(&*tx, scope, repo).is_ok())
+        };
+        let mut actions = vec!["ecr:BatchImportUpstreamImage"];
+        if !repo_exists {
+            actions.push("ecr:CreateRepository");
+        }
+        self.authorize_all(caller, &actions, scope, Some(repo.as_str()))?;
+        Ok(Some(rule))
+    }
+
+    /// Finishes an upload of fetched bytes: the blob's size once verified
+    /// against `digest`, else the upload is dropped and the layer is
+    /// unavailable.
+    async fn finish_fetched(&self, id: &str, digest: &Digest) -> EcrResult<u64> {
+        match self.blobs.finish_upload(id, digest).await {
+            Ok(size) => Ok(size),
+            Err(BlobError::DigestMismatch { computed }) => {
+                let _ = self.blobs.cancel_upload(id).await;
+                Err(layer_unavailable(
+                    digest,
+                    &format!("the upstream's content has the digest '{computed}'"),
+                ))
+            }
+            Err(e) => {
+                let _ = self.blobs.cancel_upload(id).await;
+                Err(layer_unavailable(digest, &e.to_string()))
+            }
+        }
     }
 
     /// A `/v2/` blob GET of `repo` that the cache cannot answer yet, when a
@@ -265,29 +302,14 @@ impl Ecr {
         repo: &RepositoryName,
         digest: &Digest,
     ) -> EcrResult<Option<StreamedBlob>> {
-        let (rule, repo_exists) = {
-            let tx = self.store.read()?;
-            let Some(rule) = self.rule_for(&*tx, scope, repo.as_str())? else {
-                return Ok(None);
-            };
-            if tx
-                .get(Table::Layers, &layer_key(scope, repo.as_str(), digest))?
-                .is_some()
-            {
-                return Ok(None);
-            }
-            (rule, get_repository(&*tx, scope, repo).is_ok())
+        let Some(rule) = self.blob_to_import(caller, scope, repo, digest)? else {
+            return Ok(None);
         };
         if self.blobs.size(digest).await?.is_some() {
             // Stored for another repository: only the link is missing.
             self.pull_through_blob(caller, scope, repo, digest).await?;
             return Ok(None);
         }
-        let mut actions = vec!["ecr:BatchImportUpstreamImage"];
-        if !repo_exists {
-            actions.push("ecr:CreateRepository");
-        }
-        self.authorize_all(caller, &actions, scope, Some(repo.as_str()))?;
         let client = self.upstream_client(scope, &rule)?;
         let upstream_repo = upstream_repository(&rule, repo.as_str());
         let fetched = client
@@ -329,20 +351,7 @@ impl Ecr {
             let _ = self.blobs.cancel_upload(&id).await;
             return Err(layer_unavailable(&digest, &e.to_string()));
         }
-        let size = match self.blobs.finish_upload(&id, &digest).await {
-            Ok(size) => size,
-            Err(BlobError::DigestMismatch { computed }) => {
-                let _ = self.blobs.cancel_upload(&id).await;
-                return Err(layer_unavailable(
-                    &digest,
-                    &format!("the upstream's content has the digest '{computed}'"),
-                ));
-            }
-            Err(e) => {
-                let _ = self.blobs.cancel_upload(&id).await;
-                return Err(layer_unavailable(&digest, &e.to_string()));
-            }
-        };
+        let size = self.finish_fetched(&id, &digest).await?;
         let mut tx = self.store.write()?;
         self.ensure_cache_repository(&mut *tx, &scope, &repo)?;
         self.link_layer(&mut *tx, &scope, &repo, &digest, size)?;
@@ -407,17 +416,7 @@ impl Ecr {
             let _ = self.blobs.cancel_upload(&id).await;
             return Err(layer_unavailable(digest, &e.to_string()));
         }
-        match self.blobs.finish_upload(&id, digest).await {
-            Ok(size) => Ok(size),
-            Err(BlobError::DigestMismatch { computed }) => Err(layer_unavailable(
-                digest,
-                &format!("the upstream's content has the digest '{computed}'"),
-            )),
-            Err(e) => {
-                let _ = self.blobs.cancel_upload(&id).await;
-                Err(layer_unavailable(digest, &e.to_string()))
-            }
-        }
+        self.finish_fetched(&id, digest).await
     }
 
     /// Fetches a manifest (and, for an image, its blobs), verifies them and
