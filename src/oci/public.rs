@@ -17,11 +17,10 @@
 //! Writes are decided by the domain with ECR Public's actions; pulls need
 //! no decision.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
@@ -266,7 +265,6 @@ pub async fn token(State(app): State<Arc<AppState>>, request: Request) -> Respon
 pub async fn logo(
     State(app): State<Arc<AppState>>,
     Path((account, repository)): Path<(String, String)>,
-    Query(_query): Query<HashMap<String, String>>,
 ) -> Response {
     let found = (|| {
         let account = crate::ecr::names::AccountId::parse(&account).ok()?;
