@@ -417,23 +417,21 @@ async fn images_pushed_through_the_api_are_pulled_anonymously() {
         assert_eq!(pulled.text().await.unwrap(), v1);
         let manifest: serde_json::Value = serde_json::from_str(&v1).unwrap();
         let layer = manifest["layers"][0]["digest"].as_str().unwrap();
-        let blob = http
-            .get(format!("{base}/v2/{alias}/tool/blobs/{layer}"))
-            .header("authorization", &bearer)
-            .send()
-            .await
-            .unwrap();
+        let blob = send(
+            http.get(format!("{base}/v2/{alias}/tool/blobs/{layer}")),
+            &bearer,
+        )
+        .await;
         assert_eq!(blob.status(), 200);
         assert_eq!(sha256_digest(&blob.bytes().await.unwrap()), layer);
-        let tags_list: serde_json::Value = http
-            .get(format!("{base}/v2/{alias}/tool/tags/list"))
-            .header("authorization", &bearer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let tags_list: serde_json::Value = send(
+            http.get(format!("{base}/v2/{alias}/tool/tags/list")),
+            &bearer,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
         assert_eq!(tags_list["tags"], serde_json::json!(["v1", "v2"]));
         // The main port serves the public registry to the host `public.ecr.aws`
         // (behind /etc/hosts and --tls, say); other hosts get the private one.
@@ -447,29 +445,26 @@ async fn images_pushed_through_the_api_are_pulled_anonymously() {
             .unwrap();
         assert_eq!(by_host.status(), 200);
         assert_eq!(by_host.text().await.unwrap(), v1);
-        let private = http
-            .get(format!("{}/v2/{alias}/tool/manifests/v1", server.url))
-            .header("authorization", &bearer)
-            .send()
-            .await
-            .unwrap();
+        let private = send(
+            http.get(format!("{}/v2/{alias}/tool/manifests/v1", server.url)),
+            &bearer,
+        )
+        .await;
         assert_eq!(private.status(), 401);
 
         // An anonymous token does not push.
-        let refused = http
-            .post(format!("{base}/v2/{alias}/tool/blobs/uploads/"))
-            .header("authorization", &bearer)
-            .send()
-            .await
-            .unwrap();
+        let refused = send(
+            http.post(format!("{base}/v2/{alias}/tool/blobs/uploads/")),
+            &bearer,
+        )
+        .await;
         assert_eq!(refused.status(), 401);
         // Unknown aliases and repositories are unknown names.
-        let unknown = http
-            .get(format!("{base}/v2/nosuchalias/tool/manifests/v1"))
-            .header("authorization", &bearer)
-            .send()
-            .await
-            .unwrap();
+        let unknown = send(
+            http.get(format!("{base}/v2/nosuchalias/tool/manifests/v1")),
+            &bearer,
+        )
+        .await;
         assert_eq!(unknown.status(), 404);
 
         let deleted = public
@@ -480,12 +475,7 @@ async fn images_pushed_through_the_api_are_pulled_anonymously() {
             .await
             .unwrap();
         assert_eq!(deleted.image_ids().len(), 1);
-        let gone = http
-            .get(&manifest_url)
-            .header("authorization", &bearer)
-            .send()
-            .await
-            .unwrap();
+        let gone = send(http.get(&manifest_url), &bearer).await;
         assert_eq!(gone.status(), 404);
         let err = public
             .delete_repository()
@@ -503,6 +493,15 @@ async fn images_pushed_through_the_api_are_pulled_anonymously() {
             .unwrap();
         server.stop().await;
     }
+}
+
+/// Sends a request with an `Authorization` header.
+async fn send(request: reqwest::RequestBuilder, authorization: &str) -> reqwest::Response {
+    request
+        .header("authorization", authorization)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The Basic header of an ECR Public or ECR password.
@@ -554,12 +553,11 @@ async fn passwords_open_their_own_plane_and_other_accounts_only_pull() {
             .await
             .unwrap();
         let owner_bearer = format!("Bearer {}", token["token"].as_str().unwrap());
-        let started = http
-            .post(format!("{base}/v2/{alias}/shared/blobs/uploads/"))
-            .header("authorization", &owner_bearer)
-            .send()
-            .await
-            .unwrap();
+        let started = send(
+            http.post(format!("{base}/v2/{alias}/shared/blobs/uploads/")),
+            &owner_bearer,
+        )
+        .await;
         assert_eq!(started.status(), 202);
         let location = started.headers()["location"].to_str().unwrap();
         assert!(
@@ -568,19 +566,9 @@ async fn passwords_open_their_own_plane_and_other_accounts_only_pull() {
         );
         // ... and opens nothing on the private one; a private password
         // opens nothing on the public one.
-        let private_plane = http
-            .get(format!("{}/v2/", server.url))
-            .header("authorization", &public_basic)
-            .send()
-            .await
-            .unwrap();
+        let private_plane = send(http.get(format!("{}/v2/", server.url)), &public_basic).await;
         assert_eq!(private_plane.status(), 401);
-        let wrong_plane = http
-            .get(format!("{base}/token"))
-            .header("authorization", &private_basic)
-            .send()
-            .await
-            .unwrap();
+        let wrong_plane = send(http.get(format!("{base}/token")), &private_basic).await;
         assert_eq!(wrong_plane.status(), 401);
 
         // Another account pulls (it is public) but may not push.
@@ -593,19 +581,17 @@ async fn passwords_open_their_own_plane_and_other_accounts_only_pull() {
                 .authorization_token()
                 .unwrap(),
         );
-        let pulled = http
-            .get(format!("{base}/v2/{alias}/shared/manifests/v1"))
-            .header("authorization", &other_basic)
-            .send()
-            .await
-            .unwrap();
+        let pulled = send(
+            http.get(format!("{base}/v2/{alias}/shared/manifests/v1")),
+            &other_basic,
+        )
+        .await;
         assert_eq!(pulled.status(), 200);
-        let pushed = http
-            .post(format!("{base}/v2/{alias}/shared/blobs/uploads/"))
-            .header("authorization", &other_basic)
-            .send()
-            .await
-            .unwrap();
+        let pushed = send(
+            http.post(format!("{base}/v2/{alias}/shared/blobs/uploads/")),
+            &other_basic,
+        )
+        .await;
         assert_eq!(pushed.status(), 403);
         let err = other
             .initiate_layer_upload()
@@ -632,12 +618,11 @@ async fn passwords_open_their_own_plane_and_other_accounts_only_pull() {
             .send()
             .await
             .unwrap();
-        let pushed = http
-            .post(format!("{base}/v2/{alias}/shared/blobs/uploads/"))
-            .header("authorization", &other_basic)
-            .send()
-            .await
-            .unwrap();
+        let pushed = send(
+            http.post(format!("{base}/v2/{alias}/shared/blobs/uploads/")),
+            &other_basic,
+        )
+        .await;
         assert_eq!(pushed.status(), 202);
         let policy = owner
             .get_repository_policy()
