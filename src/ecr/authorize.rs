@@ -115,6 +115,14 @@ impl RegistryRequest {
     }
 }
 
+/// What [`Ecr::authorize_public_request`] decided short of a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicAccess {
+    Allowed,
+    /// An anonymous request that writes: it must log in first.
+    NeedsLogin,
+}
+
 /// Parsed policies by their text: stored policies are parsed once, not on
 /// every request. One map per kind, looked up by the text without copying it.
 #[derive(Default)]
@@ -215,6 +223,26 @@ impl Ecr {
             )?;
         }
         Ok(())
+    }
+
+    /// The public registry's rule (ECR Public): anyone, logged in or not,
+    /// may pull; a write needs a caller (`NeedsLogin` without one) whom
+    /// ECR Public's actions allow on the repository.
+    pub fn authorize_public_request(
+        &self,
+        caller: Option<&Caller>,
+        request: RegistryRequest,
+        scope: &Scope,
+        repository: Option<&str>,
+    ) -> EcrResult<PublicAccess> {
+        if request.is_pull() {
+            return Ok(PublicAccess::Allowed);
+        }
+        let Some(caller) = caller else {
+            return Ok(PublicAccess::NeedsLogin);
+        };
+        self.authorize_all(caller, request.public_actions(), scope, repository)?;
+        Ok(PublicAccess::Allowed)
     }
 
     /// The repositories of a catalog page the caller may see.

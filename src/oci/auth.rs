@@ -53,6 +53,13 @@ pub(crate) fn realm(app: &AppState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}/")
 }
 
+/// The user and password of `Basic` credentials (`base64(user:password)`).
+pub(crate) fn basic_credentials(encoded: &str) -> Option<(String, String)> {
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
 /// Proves who is calling, from the Basic credentials.
 pub fn authenticate(app: &AppState, headers: &HeaderMap) -> OciResult<TokenClaims> {
     let unauthorized =
@@ -70,17 +77,13 @@ pub fn authenticate(app: &AppState, headers: &HeaderMap) -> OciResult<TokenClaim
             ))
         }
     };
-    let decoded = STANDARD
-        .decode(encoded)
-        .ok()
-        .and_then(|d| String::from_utf8(d).ok());
-    let Some((user, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+    let Some((user, password)) = basic_credentials(encoded) else {
         return Err(unauthorized("UNAUTHORIZED", "malformed Basic credentials"));
     };
     if user != "AWS" {
         return Err(unauthorized("UNAUTHORIZED", "the user name must be 'AWS'"));
     }
-    let claims = match app.tokens.verify(password, app.ecr.clock.now()) {
+    let claims = match app.tokens.verify(&password, app.ecr.clock.now()) {
         // An ECR Public password opens the public registry only.
         Ok(claims) if claims.region.is_public() => {
             return Err(unauthorized(

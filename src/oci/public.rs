@@ -23,13 +23,12 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 
 use super::error::{OciError, OciResult};
 use super::path::Route;
 use super::{auth, query, registry_request, serve, Ctx};
 use crate::auth::token::{Bearer, TokenClaims, TokenError};
+use crate::ecr::authorize::PublicAccess;
 use crate::ecr::caller::Caller;
 use crate::ecr::names::{RepositoryName, Scope};
 use crate::state::AppState;
@@ -102,10 +101,8 @@ fn authenticate(app: &AppState, headers: &HeaderMap) -> OciResult<Option<TokenCl
 
 /// The password of `Basic` credentials whose user is `AWS`.
 fn basic_password(encoded: &str) -> Option<String> {
-    let decoded = STANDARD.decode(encoded.trim()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    (user == "AWS").then(|| password.to_string())
+    let (user, password) = auth::basic_credentials(encoded)?;
+    (user == "AWS").then_some(password)
 }
 
 /// Splits `<alias>/<repository>` and finds the alias's registry.
@@ -162,22 +159,28 @@ pub async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciR
     tracing::Span::current().record("account", scope.account.as_str());
     tracing::Span::current().record("region", scope.region.as_str());
     let request_kind = registry_request(&route, &parts.method, &params);
-    let caller = match (&claims, request_kind) {
-        (Some(claims), _) => app.caller_for_token(claims, transport),
-        (None, Some(kind)) if kind.is_pull() => anonymous(&scope, transport),
-        (None, _) => {
-            return Err(challenge(
-                &app,
-                &parts.headers,
-                "UNAUTHORIZED",
-                "authentication required: log in with the password from 'aws ecr-public get-login-password' to push",
-            ))
+    let caller = claims
+        .as_ref()
+        .map(|claims| app.caller_for_token(claims, transport));
+    let access = match request_kind {
+        Some(kind) => {
+            app.ecr
+                .authorize_public_request(caller.as_ref(), kind, &scope, route.repository())?
         }
+        // A route that names no registry request (an unknown one): only a
+        // logged-in caller hears that it is unknown.
+        None if caller.is_some() => PublicAccess::Allowed,
+        None => PublicAccess::NeedsLogin,
     };
-    if let Some(kind) = request_kind.filter(|k| !k.is_pull()) {
-        app.ecr
-            .authorize_all(&caller, kind.public_actions(), &scope, route.repository())?;
+    if access == PublicAccess::NeedsLogin {
+        return Err(challenge(
+            &app,
+            &parts.headers,
+            "UNAUTHORIZED",
+            "authentication required: log in with the password from 'aws ecr-public get-login-password' to push",
+        ));
     }
+    let caller = caller.unwrap_or_else(|| anonymous(&scope, transport));
     // A mount names its source the way the client sees it, alias first;
     // only a source in the same public registry can be mounted.
     if let Some(from) = params.get("from").cloned() {
