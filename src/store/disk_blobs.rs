@@ -26,22 +26,18 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use futures_util::StreamExt;
 
 use super::blobs::{BlobError, BlobStat, BlobStore, ByteStream, UploadStat};
 use super::disk::DataDir;
+use super::disk_read;
 use super::StoreError;
 use crate::digest::{Algorithm, Digest, Hasher};
 
-/// Size of the chunks a stored blob is streamed out in.
-const READ_CHUNK: usize = 1024 * 1024;
 /// Bytes of a request body gathered before they are handed to a write.
 const WRITE_BATCH: usize = 1024 * 1024;
 
@@ -77,11 +73,6 @@ pub struct DiskBlobStore {
     tmp: PathBuf,
     corrupt: PathBuf,
     sessions: Mutex<HashMap<String, SessionRef>>,
-    /// Blobs whose whole content was read back and matched its digest, with
-    /// the file's length and mtime at the time. Later whole reads of an
-    /// unchanged file skip the hash (it cost half a pull's CPU); a file
-    /// rewritten in place gets a new mtime and is verified again.
-    verified: Arc<Mutex<HashMap<Digest, (u64, std::time::SystemTime)>>>,
 }
 
 impl DiskBlobStore {
@@ -96,7 +87,6 @@ impl DiskBlobStore {
             corrupt: root.join("corrupt"),
             _dir: dir,
             sessions: Mutex::new(HashMap::new()),
-            verified: Arc::new(Mutex::new(HashMap::new())),
         };
         for d in [&store.blobs, &store.uploads, &store.tmp] {
             std::fs::create_dir_all(d).map_err(|e| io_error("cannot create", d, e))?;
@@ -345,84 +335,7 @@ impl Writer {
     }
 }
 
-type VerifiedCache = Arc<Mutex<HashMap<Digest, (u64, std::time::SystemTime)>>>;
-
 type WriteTask = tokio::task::JoinHandle<(Writer, std::io::Result<()>)>;
-
-/// A whole-blob read that checks the digest of what it streamed.
-struct Verifying {
-    inner: tokio_util::io::ReaderStream<tokio::io::Take<tokio::fs::File>>,
-    hasher: Option<Hasher>,
-    /// Where to remember a successful check, with the file's (len, mtime).
-    remember: Option<(VerifiedCache, (u64, std::time::SystemTime))>,
-    expected: Digest,
-    path: PathBuf,
-    corrupt_dir: PathBuf,
-}
-
-impl Stream for Verifying {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.inner.poll_next_unpin(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                if let Some(h) = self.hasher.as_mut() {
-                    h.update(&chunk);
-                }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(None) => {
-                let Some(hasher) = self.hasher.take() else {
-                    return Poll::Ready(None);
-                };
-                let computed = hasher.finish();
-                if computed == self.expected {
-                    if let Some((cache, stamp)) = self.remember.take() {
-                        cache
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(computed, stamp);
-                    }
-                    return Poll::Ready(None);
-                }
-                let quarantined = quarantine(&self.path, &self.corrupt_dir, &self.expected);
-                tracing::error!(
-                    blob = %self.expected,
-                    path = %self.path.display(),
-                    content = %computed,
-                    moved_to = ?quarantined,
-                    "blob content does not match its digest; it is set aside as corrupt"
-                );
-                Poll::Ready(Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "blob {} is corrupt on disk ({}): its content has digest {computed}",
-                        self.expected,
-                        self.path.display()
-                    ),
-                ))))
-            }
-            other => other,
-        }
-    }
-}
-
-/// Moves a corrupt blob out of the way, so it reads as absent and can be
-/// pushed again; returns where it went.
-fn quarantine(path: &Path, corrupt_dir: &Path, digest: &Digest) -> Option<PathBuf> {
-    std::fs::create_dir_all(corrupt_dir).ok()?;
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let to = corrupt_dir.join(format!(
-        "{}-{}-{stamp}",
-        digest.algorithm().name(),
-        digest.hex()
-    ));
-    std::fs::rename(path, &to).ok()?;
-    Some(to)
-}
 
 #[async_trait]
 impl BlobStore for DiskBlobStore {
@@ -659,50 +572,31 @@ impl BlobStore for DiskBlobStore {
         end: Option<u64>,
     ) -> Result<Option<ByteStream>, StoreError> {
         let path = self.blob_path(digest);
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                let file = File::open(&path)?;
+                let len = file.metadata()?.len();
+                Ok::<_, std::io::Error>((file, len))
+            })
+            .await
+            .map_err(join_error)?
+        };
+        let (file, len) = match opened {
+            Ok(opened) => opened,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("cannot read blob", &path, e)),
         };
-        let metadata = file
-            .metadata()
-            .await
-            .map_err(|e| io_error("cannot read blob", &path, e))?;
-        let len = metadata.len();
-        let stamp = metadata.modified().ok().map(|m| (len, m));
         let end = end.unwrap_or(len).min(len);
         let start = start.min(end);
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(|e| io_error("cannot read blob", &path, e))?;
-        }
-        let inner = tokio_util::io::ReaderStream::with_capacity(file.take(end - start), READ_CHUNK);
-        let known_good = stamp.is_some_and(|stamp| {
-            self.verified
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(digest)
-                == Some(&stamp)
+        let check = (start == 0 && end == len).then(|| disk_read::Check {
+            expected: digest.clone(),
+            corrupt_dir: self.corrupt.clone(),
         });
-        if start == 0 && end == len && !known_good {
-            return Ok(Some(Box::pin(Verifying {
-                inner,
-                hasher: Some(Hasher::new(digest.algorithm())),
-                remember: stamp.map(|stamp| (self.verified.clone(), stamp)),
-                expected: digest.clone(),
-                path,
-                corrupt_dir: self.corrupt.clone(),
-            })));
-        }
-        Ok(Some(Box::pin(inner)))
+        Ok(Some(disk_read::stream(file, path, start, end, check)))
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
-        self.verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(digest);
         let path = self.blob_path(digest);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
@@ -1059,13 +953,9 @@ mod tests {
         let mut s = store.read(&bad, 0, Some(3)).await.unwrap().unwrap();
         assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"has"));
 
-        // A whole read streams the bytes, then fails instead of ending
-        // cleanly, and the blob is moved aside so it can be pushed again.
+        // A whole read fails instead of sending its last chunk (here, its
+        // only one), and the blob is moved aside so it can be pushed again.
         let mut s = store.read(&bad, 0, None).await.unwrap().unwrap();
-        assert_eq!(
-            s.next().await.unwrap().unwrap(),
-            Bytes::from_static(b"has rot!")
-        );
         let err = s.next().await.unwrap().unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("corrupt"), "{err}");
@@ -1082,6 +972,35 @@ mod tests {
             bad
         );
         assert_eq!(store.verify(&bad).await.unwrap(), Some(true));
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_blob_never_streams_its_whole_length() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let content: Vec<u8> = (0..(5 * disk_read::READ_CHUNK / 2))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let digest = store.put(Bytes::from(content.clone())).await.unwrap();
+        // A good copy streams whole, in order.
+        assert_eq!(&read_all(&store, &digest).await.unwrap().unwrap()[..], &content[..]);
+        // One byte rots in the first chunk: the chunks before the last may
+        // go out, the last never does, and the stream ends in an error.
+        let mut rotten = content.clone();
+        rotten[10] ^= 0xff;
+        std::fs::write(store.blob_path(&digest), &rotten).unwrap();
+        let mut s = store.read(&digest, 0, None).await.unwrap().unwrap();
+        let mut received = 0;
+        let err = loop {
+            match s.next().await.unwrap() {
+                Ok(chunk) => received += chunk.len(),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(received < content.len(), "{received} bytes went out");
+        assert!(s.next().await.is_none());
+        assert_eq!(store.size(&digest).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@
 pub mod blobs;
 pub mod disk;
 pub mod disk_blobs;
+pub mod disk_read;
 pub mod memory;
 pub mod memory_blobs;
 pub mod tables;
