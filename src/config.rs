@@ -130,6 +130,12 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_GC_INTERVAL", default_value_t = 600)]
     pub gc_interval: u64,
 
+    /// Seconds between background scrubs of the disk blob store (every
+    /// blob re-hashed against its digest; a corrupt one is set aside); 0
+    /// disables them. `POST /_ecrd/scrub` scrubs on demand either way.
+    #[arg(long, env = "ECRD_SCRUB_INTERVAL", default_value_t = 86_400)]
+    pub scrub_interval: u64,
+
     /// Vulnerability data for image scans: a directory of OSV JSON records
     /// and/or OSV's per-ecosystem `all.zip` files (or one such file).
     /// Without it, scans complete with no findings and a
@@ -316,6 +322,7 @@ impl ServeConfig {
             log_format: LogFormat::Text,
             lifecycle_interval: 0,
             gc_interval: 0,
+            scrub_interval: 0,
             gc_grace: 3600,
             replication: true,
             max_uploads_per_repository: 1000,

@@ -332,13 +332,14 @@ impl Class {
 
 /// The operator endpoints and console views, by path (the label is the
 /// path itself: a fixed set).
-const OPERATOR_PATHS: [&str; 13] = [
+const OPERATOR_PATHS: [&str; 14] = [
     "/_ecrd/health",
     "/_ecrd/metrics",
     "/_ecrd/reset",
     "/_ecrd/clock",
     "/_ecrd/lifecycle/evaluate",
     "/_ecrd/gc",
+    "/_ecrd/scrub",
     "/_ecrd/replication/run",
     "/_ecrd/scan-findings",
     "/_ecrd/vuln-db/reload",

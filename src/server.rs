@@ -59,6 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_ecrd/clock", get(get_clock).post(set_clock))
         .route("/_ecrd/lifecycle/evaluate", post(evaluate_lifecycle))
         .route("/_ecrd/gc", post(collect_garbage))
+        .route("/_ecrd/scrub", post(scrub_blobs))
         .route("/_ecrd/replication/run", post(run_replication))
         .route("/_ecrd/scan-findings", post(inject_scan_findings))
         .route("/_ecrd/vuln-db/reload", post(reload_vuln_db))
@@ -609,6 +610,19 @@ async fn collect_garbage(
     }
 }
 
+/// Re-hashes every stored blob now; answers how many were checked and
+/// which were corrupt (and set aside).
+async fn scrub_blobs(State(app): State<Arc<AppState>>) -> Response {
+    match app.ecr.scrub_blobs().await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "__type": e.kind.code(), "message": e.message })),
+        )
+            .into_response(),
+    }
+}
+
 /// Runs every queued replication job now; answers how many ran.
 async fn run_replication(State(app): State<Arc<AppState>>) -> Response {
     match app.ecr.run_replication().await {
@@ -847,6 +861,13 @@ impl Server {
                 std::time::Duration::from_secs(self.state.config.gc_grace),
             ))),
         };
+        let scrub = match self.state.config.scrub_interval {
+            0 => None,
+            seconds => Some(tokio::spawn(crate::ecr::scrub::run_periodically(
+                self.state.ecr.clone(),
+                std::time::Duration::from_secs(seconds),
+            ))),
+        };
         let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
         let replication = self.state.config.replication.then(|| {
             tokio::spawn(crate::ecr::replication::run_worker(
@@ -921,7 +942,7 @@ impl Server {
         if let Some(replication) = replication {
             let _ = replication.await;
         }
-        for task in [lifecycle, gc].into_iter().flatten() {
+        for task in [lifecycle, gc, scrub].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }

@@ -631,3 +631,78 @@ async fn collecting_while_pushing_loses_nothing() {
         }
     }
 }
+
+/// A blob whose file no longer has its digest is never served whole: the
+/// response stops short of its Content-Length and the blob is set aside
+/// (it reads as absent until pushed again). The scrub (`POST
+/// /_ecrd/scrub`) finds rot no read has met. Memory keeps nothing to scrub.
+#[tokio::test]
+async fn a_corrupt_blob_is_never_served_whole_and_the_scrub_sets_it_aside() {
+    use common::registry::Registry;
+    for backend in BACKENDS {
+        let server = TestServer::start(*backend).await;
+        server
+            .ecr()
+            .create_repository()
+            .repository_name("integrity")
+            .send()
+            .await
+            .unwrap();
+        let reg = Registry::login(&server).await;
+        let a: Vec<u8> = (0..(3 << 20) + 11).map(|i| (i % 253) as u8).collect();
+        let b: Vec<u8> = (0..(1 << 20) + 7).map(|i| (i % 241) as u8).collect();
+        let da = reg.push_blob("integrity", &a).await.unwrap();
+        let db = reg.push_blob("integrity", &b).await.unwrap();
+        let scrub = || async {
+            let r = server
+                .http()
+                .post(format!("{}/_ecrd/scrub", server.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        };
+        let report = scrub().await;
+        let Some(dir) = server.state.config.data_dir.clone() else {
+            assert_eq!(report, json!({"checked": 0, "corrupt": []}), "{backend:?}");
+            continue;
+        };
+        assert_eq!(report["corrupt"], json!([]), "{report}");
+        assert!(report["checked"].as_u64().unwrap() >= 2, "{report}");
+        let file = |digest: &str| {
+            let hex = digest.trim_start_matches("sha256:");
+            dir.join("blobs/sha256").join(&hex[..2]).join(hex)
+        };
+
+        // One byte of A rots in place (same length): a whole GET sends
+        // less than its Content-Length, then the blob is gone.
+        let mut rotten = a.clone();
+        rotten[5] ^= 0x20;
+        std::fs::write(file(&da), &rotten).unwrap();
+        let r = reg
+            .req(Method::GET, &format!("/v2/integrity/blobs/{da}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.content_length(), Some(a.len() as u64));
+        assert!(r.bytes().await.is_err(), "a corrupt blob was served whole");
+        let gone = reg.get_blob("integrity", &da, None).await.unwrap_err();
+        assert_eq!((gone.status, gone.code.as_str()), (404, "BLOB_UNKNOWN"));
+        // Pushed again, it is whole again.
+        reg.push_blob("integrity", &a).await.unwrap();
+        assert_eq!(reg.get_blob("integrity", &da, None).await.unwrap(), a);
+
+        // B rots where no read looks: the scrub finds it.
+        let mut rotten = b.clone();
+        rotten[b.len() - 1] ^= 0x01;
+        std::fs::write(file(&db), &rotten).unwrap();
+        let report = scrub().await;
+        assert_eq!(report["corrupt"], json!([db]), "{report}");
+        let gone = reg.get_blob("integrity", &db, None).await.unwrap_err();
+        assert_eq!(gone.status, 404);
+        assert_eq!(dir.join("corrupt").read_dir().unwrap().count(), 2);
+        server.stop().await;
+    }
+}

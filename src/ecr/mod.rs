@@ -29,6 +29,7 @@ pub mod scan;
 pub mod scan_runs;
 pub mod scanning;
 pub mod scans;
+pub mod scrub;
 pub mod settings;
 pub mod signing;
 pub mod templates;

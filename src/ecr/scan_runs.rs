@@ -123,6 +123,11 @@ impl Scanner {
         UploadGuard(&self.uploads)
     }
 
+    /// How many uploads are receiving or being verified right now.
+    pub fn uploads_in_flight(&self) -> usize {
+        self.uploads.load(Ordering::Relaxed)
+    }
+
     /// Where the vulnerability data comes from (read when the task starts).
     pub fn set_source(&self, path: PathBuf) {
         if let Ok(mut source) = self.source.lock() {

@@ -114,6 +114,14 @@ pub trait BlobStore: Send + Sync {
     async fn list_uploads(&self) -> Result<Vec<UploadStat>, StoreError>;
     /// Drops all blobs and uploads.
     async fn clear(&self) -> Result<(), StoreError>;
+    /// Re-hashes a stored blob against its digest now (the background
+    /// scrub): Some(false) when its content no longer matches (the blob is
+    /// then set aside and reads as absent), None when absent or when the
+    /// store keeps nothing that can decay (memory).
+    async fn scrub(&self, digest: &Digest) -> Result<Option<bool>, StoreError> {
+        let _ = digest;
+        Ok(None)
+    }
 }
 
 /// Reads a whole (small) blob into memory; None if absent.

@@ -73,6 +73,9 @@ pub struct DiskBlobStore {
     tmp: PathBuf,
     corrupt: PathBuf,
     sessions: Mutex<HashMap<String, SessionRef>>,
+    /// Files this process has hashed and not seen change since
+    /// (`disk_read`): their whole reads skip the check.
+    known_good: disk_read::KnownGood,
 }
 
 impl DiskBlobStore {
@@ -87,6 +90,7 @@ impl DiskBlobStore {
             corrupt: root.join("corrupt"),
             _dir: dir,
             sessions: Mutex::new(HashMap::new()),
+            known_good: disk_read::KnownGood::default(),
         };
         for d in [&store.blobs, &store.uploads, &store.tmp] {
             std::fs::create_dir_all(d).map_err(|e| io_error("cannot create", d, e))?;
@@ -266,13 +270,13 @@ fn touch(path: &Path, at: std::time::SystemTime) -> std::io::Result<()> {
 /// makes the new directory entry durable. An existing copy is kept, unless
 /// its size shows it damaged (then the good copy atomically replaces it).
 /// Either way the blob's time becomes now: stored again, it is as young as
-/// a new blob.
-fn install(from: &Path, target: &Path, blobs_root: &Path) -> std::io::Result<()> {
+/// a new blob. True when `from` became the blob.
+fn install(from: &Path, target: &Path, blobs_root: &Path) -> std::io::Result<bool> {
     let now = std::time::SystemTime::now();
     if let Ok(existing) = std::fs::metadata(target) {
         if existing.len() == std::fs::metadata(from)?.len() && touch(target, now).is_ok() {
             let _ = std::fs::remove_file(from);
-            return Ok(());
+            return Ok(false);
         }
     }
     touch(from, now)?;
@@ -292,7 +296,8 @@ fn install(from: &Path, target: &Path, blobs_root: &Path) -> std::io::Result<()>
         }
     }
     std::fs::rename(from, target)?;
-    sync_dir(parent)
+    sync_dir(parent)?;
+    Ok(true)
 }
 
 /// The part of an upload a blocking write task owns while it runs.
@@ -486,6 +491,7 @@ impl BlobStore for DiskBlobStore {
         let blobs_root = self.blobs.clone();
         let expected = expected.clone();
         let upload = path.clone();
+        let known_good = self.known_good.clone();
         let outcome = tokio::task::spawn_blocking(move || -> Result<u64, BlobError> {
             let fail = |what: &str, e: std::io::Error| -> BlobError {
                 let _ = std::fs::remove_file(&upload);
@@ -508,8 +514,13 @@ impl BlobStore for DiskBlobStore {
                 let _ = std::fs::remove_file(&upload);
                 return Err(BlobError::DigestMismatch { computed });
             }
-            install(&upload, &target, &blobs_root)
-                .map_err(|e| fail("cannot store blob from upload", e))?;
+            // The file holds the bytes that were hashed: known good. A copy
+            // already there was not checked, so its next read is.
+            if install(&upload, &target, &blobs_root)
+                .map_err(|e| fail("cannot store blob from upload", e))?
+            {
+                known_good.remember_file(expected, &target);
+            }
             Ok(size)
         })
         .await
@@ -536,6 +547,8 @@ impl BlobStore for DiskBlobStore {
         let blobs_root = self.blobs.clone();
         let digest = Digest::sha256_of(&data);
         let target = self.blob_path(&digest);
+        let known_good = self.known_good.clone();
+        let written = digest.clone();
         tokio::task::spawn_blocking(move || {
             if target.exists() && touch(&target, std::time::SystemTime::now()).is_ok() {
                 return Ok(());
@@ -544,7 +557,10 @@ impl BlobStore for DiskBlobStore {
                 let mut f = File::create(&tmp)?;
                 f.write_all(&data)?;
                 f.sync_all()?;
-                install(&tmp, &target, &blobs_root)
+                if install(&tmp, &target, &blobs_root)? {
+                    known_good.remember_file(written, &target);
+                }
+                Ok(())
             };
             write().map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);
@@ -576,27 +592,32 @@ impl BlobStore for DiskBlobStore {
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
                 let file = File::open(&path)?;
-                let len = file.metadata()?.len();
-                Ok::<_, std::io::Error>((file, len))
+                let stamp = disk_read::Stamp::of(&file.metadata()?);
+                Ok::<_, std::io::Error>((file, stamp))
             })
             .await
             .map_err(join_error)?
         };
-        let (file, len) = match opened {
+        let (file, stamp) = match opened {
             Ok(opened) => opened,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("cannot read blob", &path, e)),
         };
+        let len = stamp.size();
         let end = end.unwrap_or(len).min(len);
         let start = start.min(end);
-        let check = (start == 0 && end == len).then(|| disk_read::Check {
+        let whole = start == 0 && end == len;
+        let check = (whole && !self.known_good.is_good(digest, &stamp)).then(|| disk_read::Check {
             expected: digest.clone(),
             corrupt_dir: self.corrupt.clone(),
+            known_good: self.known_good.clone(),
+            stamp,
         });
         Ok(Some(disk_read::stream(file, path, start, end, check)))
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.known_good.forget(digest);
         let path = self.blob_path(digest);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
@@ -715,7 +736,43 @@ impl BlobStore for DiskBlobStore {
         Ok(out)
     }
 
+    async fn scrub(&self, digest: &Digest) -> Result<Option<bool>, StoreError> {
+        let path = self.blob_path(digest);
+        let corrupt = self.corrupt.clone();
+        let known_good = self.known_good.clone();
+        let expected = digest.clone();
+        tokio::task::spawn_blocking(move || {
+            let stamp = match std::fs::metadata(&path) {
+                Ok(m) => disk_read::Stamp::of(&m),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_error("cannot read blob", &path, e)),
+            };
+            let computed = match hash_file(&path, expected.algorithm()) {
+                Ok((_, computed)) => computed,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_error("cannot read blob", &path, e)),
+            };
+            if computed == expected {
+                known_good.remember(expected, stamp);
+                return Ok(Some(true));
+            }
+            known_good.forget(&expected);
+            let moved_to = disk_read::quarantine(&path, &corrupt, &expected);
+            tracing::error!(
+                blob = %expected,
+                path = %path.display(),
+                content = %computed,
+                moved_to = ?moved_to,
+                "scrub: blob content does not match its digest; it is set aside as corrupt"
+            );
+            Ok(Some(false))
+        })
+        .await
+        .map_err(join_error)?
+    }
+
     async fn clear(&self) -> Result<(), StoreError> {
+        self.known_good.clear();
         let sessions: Vec<SessionRef> = self.sessions().drain().map(|(_, s)| s).collect();
         for s in sessions {
             let mut s = s.lock().await;
@@ -983,7 +1040,10 @@ mod tests {
             .collect();
         let digest = store.put(Bytes::from(content.clone())).await.unwrap();
         // A good copy streams whole, in order.
-        assert_eq!(&read_all(&store, &digest).await.unwrap().unwrap()[..], &content[..]);
+        assert_eq!(
+            &read_all(&store, &digest).await.unwrap().unwrap()[..],
+            &content[..]
+        );
         // One byte rots in the first chunk: the chunks before the last may
         // go out, the last never does, and the stream ends in an error.
         let mut rotten = content.clone();

@@ -6,20 +6,33 @@
 //! another core instead of between them (inline on the runtime the hash
 //! halved a pull's throughput).
 //!
-//! Every whole-blob read is checked: the reader hashes what it reads and
-//! holds the last chunk back until the digest is known. If the content no
-//! longer has its digest the last chunk is never sent; the stream ends in an
-//! error instead, so the response stops short of its `Content-Length` and
-//! the client sees a broken transfer, never a complete wrong blob. The file
-//! is then moved aside (`quarantine`) so the blob reads as absent and can be
-//! pushed again. Ranged reads cannot be checked without reading the whole
-//! file; the background scrub (`DiskBlobStore::scrub_one`) catches those.
+//! A whole-blob read is checked unless this process already knows the file
+//! good (`KnownGood`): the reader hashes what it reads and holds the last
+//! chunk back until the digest is known. If the content no longer has its
+//! digest the last chunk is never sent; the stream ends in an error
+//! instead, so the response stops short of its `Content-Length` and the
+//! client sees a broken transfer, never a complete wrong blob. The file is
+//! then moved aside (`quarantine`) so the blob reads as absent and can be
+//! pushed again.
+//!
+//! A file is known good once this process hashed it (it wrote the file from
+//! bytes it hashed, a checked read matched, or the scrub matched), for as
+//! long as its inode, length, mtime and ctime are the ones seen then. Any
+//! change through the file system moves ctime (which no one can set back),
+//! so a rewritten, truncated or replaced file is checked again on its next
+//! read. What a stamp cannot see is rot beneath the file system; the
+//! background scrub (`Ecr::scrub_blobs`) re-hashes every blob each
+//! `--scrub-interval`, and ranged reads, which cannot be checked without
+//! reading the whole file, rely on it too.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::blobs::ByteStream;
@@ -32,11 +45,73 @@ const READ_AHEAD: usize = 4;
 
 type Chunk = Result<Bytes, std::io::Error>;
 
+/// What identifies one version of a file: changing it through the file
+/// system changes at least its ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    inode: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(metadata: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            inode: metadata.ino(),
+            len: metadata.len(),
+            mtime: (metadata.mtime(), metadata.mtime_nsec()),
+            ctime: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+}
+
+/// The blobs this process has hashed, with the stamp their file had then.
+#[derive(Debug, Clone, Default)]
+pub struct KnownGood(Arc<Mutex<HashMap<Digest, Stamp>>>);
+
+impl KnownGood {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Stamp>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_good(&self, digest: &Digest, stamp: &Stamp) -> bool {
+        self.map().get(digest) == Some(stamp)
+    }
+
+    pub fn remember(&self, digest: Digest, stamp: Stamp) {
+        self.map().insert(digest, stamp);
+    }
+
+    /// Remembers the file at `path` as it is now (just written from hashed
+    /// bytes, or just hashed).
+    pub fn remember_file(&self, digest: Digest, path: &Path) {
+        if let Ok(metadata) = std::fs::metadata(path) {
+            self.remember(digest, Stamp::of(&metadata));
+        }
+    }
+
+    pub fn forget(&self, digest: &Digest) {
+        self.map().remove(digest);
+    }
+
+    pub fn clear(&self) {
+        self.map().clear();
+    }
+}
+
 /// What a reader checks at the end of a whole read.
 pub struct Check {
     pub expected: Digest,
     /// Where a corrupt file is moved.
     pub corrupt_dir: PathBuf,
+    /// Where a match is remembered, with the file's stamp at open.
+    pub known_good: KnownGood,
+    pub stamp: Stamp,
 }
 
 /// Streams bytes `start..end` of the open `file` (at `path`); with `check`,
@@ -73,16 +148,24 @@ fn read_into(
     let mut pending: Option<Bytes> = None;
     while left > 0 {
         let want = left.min(READ_CHUNK as u64) as usize;
-        let mut buf = BytesMut::zeroed(want);
-        if let Err(e) = file.read_exact(&mut buf) {
-            let _ = tx.blocking_send(Err(e));
-            return;
+        // Read into spare capacity: nothing is zeroed first.
+        let mut buf = Vec::with_capacity(want);
+        match (&mut file).take(want as u64).read_to_end(&mut buf) {
+            Ok(n) if n == want => {}
+            Ok(_) => {
+                let _ = tx.blocking_send(Err(std::io::ErrorKind::UnexpectedEof.into()));
+                return;
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
         }
         left -= want as u64;
         if let Some(h) = hasher.as_mut() {
             h.update(&buf);
         }
-        if let Some(previous) = pending.replace(buf.freeze()) {
+        if let Some(previous) = pending.replace(Bytes::from(buf)) {
             if tx.blocking_send(Ok(previous)).is_err() {
                 return;
             }
@@ -93,6 +176,7 @@ fn read_into(
             let _ = tx.blocking_send(Err(e));
             return;
         }
+        check.known_good.remember(check.expected, check.stamp);
     }
     if let Some(last) = pending {
         let _ = tx.blocking_send(Ok(last));
