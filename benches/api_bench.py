@@ -6,7 +6,9 @@
     python3 benches/api_bench.py --no-build --ecrd-bin target/release/ecrd
 
 What it measures:
-- DescribeRepositories requests/s, p50 and p99 latency, for ecrd and for
+- Requests/s, p50 and p99 latency of three operations — DescribeRepositories
+  (one repository), DescribeImages (a page of 100 from a repository of
+  1,000 images) and GetAuthorizationToken — for ecrd and for
   `moto_server`, with the same load generator and settings. Each request is
   SigV4-signed once with botocore and the same headers are replayed (a
   signature stays valid for 15 minutes and neither server does replay
@@ -23,7 +25,8 @@ The load generator is `wrk` (apt-get install wrk) when installed, else a
 threaded keep-alive `http.client` loop (much slower: the Python client then
 limits ecrd's number, so the ratio is a lower bound).
 
-Prints a markdown table.
+Prints markdown tables; `--json PATH` also writes the numbers (for
+benches/run_all.py).
 """
 
 from __future__ import annotations
@@ -91,7 +94,9 @@ IDENTITY_POLICY = {
     "Version": "2012-10-17",
     "Statement": [
         {"Effect": "Allow", "Action": ["ecr:Describe*", "ecr:Get*", "ecr:List*",
-                                       "ecr:CreateRepository", "ecr:SetRepositoryPolicy"],
+                                       "ecr:CreateRepository", "ecr:SetRepositoryPolicy",
+                                       "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+                                       "ecr:CompleteLayerUpload", "ecr:PutImage"],
          "Resource": "*"},
         {"Effect": "Deny", "Action": "ecr:DeleteRepository", "Resource": "*",
          "Condition": {"StringNotEquals": {"aws:PrincipalTag/team": "platform"}}},
@@ -188,22 +193,83 @@ def call(port: int, operation: str, body: bytes) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-def prepare(port: int, repository_policy: bool = False) -> bytes:
-    status, raw = call(port, "CreateRepository", json.dumps({"repositoryName": REPO_NAME}).encode())
+def must(port: int, operation: str, body: dict) -> dict:
+    status, raw = call(port, operation, json.dumps(body).encode())
     if status != 200:
-        raise RuntimeError(f"CreateRepository on port {port}: {status} {raw[:300]!r}")
+        raise RuntimeError(f"{operation} on port {port}: {status} {raw[:300]!r}")
+    return json.loads(raw or b"{}")
+
+
+def push_layer(port: int, data: bytes) -> str:
+    """Uploads one layer through the API; returns its digest."""
+    import base64
+    import hashlib
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    upload = must(port, "InitiateLayerUpload", {"repositoryName": REPO_NAME})["uploadId"]
+    must(port, "UploadLayerPart", {"repositoryName": REPO_NAME, "uploadId": upload,
+                                   "partFirstByte": 0, "partLastByte": len(data) - 1,
+                                   "layerPartBlob": base64.b64encode(data).decode()})
+    must(port, "CompleteLayerUpload", {"repositoryName": REPO_NAME, "uploadId": upload,
+                                       "layerDigests": [digest]})
+    return digest
+
+
+def fill_images(port: int, count: int, has_layer_api: bool) -> None:
+    """`count` distinct tagged images (one shared config and layer; each
+    manifest differs by an annotation)."""
+    import hashlib
+    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    layer = b"bench layer\n" * 64
+    if has_layer_api:
+        config_digest, layer_digest = push_layer(port, config), push_layer(port, layer)
+    else:
+        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    for i in range(count):
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": layer_digest, "size": len(layer)}],
+            "annotations": {"bench.image": str(i)},
+        })
+        must(port, "PutImage", {"repositoryName": REPO_NAME, "imageManifest": manifest,
+                                "imageManifestMediaType":
+                                    "application/vnd.oci.image.manifest.v1+json",
+                                "imageTag": f"v{i:04d}"})
+
+
+def prepare(port: int, images: int, repository_policy: bool = False,
+            has_layer_api: bool = True) -> dict[str, bytes]:
+    """Creates the repository (and its images); returns each operation's
+    request body, each checked once."""
+    must(port, "CreateRepository", {"repositoryName": REPO_NAME})
     if repository_policy:
-        body = json.dumps({"repositoryName": REPO_NAME,
-                           "policyText": json.dumps(REPOSITORY_POLICY)}).encode()
-        status, raw = call(port, "SetRepositoryPolicy", body)
-        if status != 200:
-            raise RuntimeError(f"SetRepositoryPolicy on port {port}: {status} {raw[:300]!r}")
-    body = json.dumps({"repositoryNames": [REPO_NAME]}).encode()
-    status, raw = call(port, "DescribeRepositories", body)
-    names = [r["repositoryName"] for r in json.loads(raw).get("repositories", [])]
-    if status != 200 or names != [REPO_NAME]:
-        raise RuntimeError(f"DescribeRepositories on port {port}: {status} {raw[:300]!r}")
-    return body
+        must(port, "SetRepositoryPolicy", {"repositoryName": REPO_NAME,
+                                           "policyText": json.dumps(REPOSITORY_POLICY)})
+    fill_images(port, images, has_layer_api)
+    bodies = {
+        "DescribeRepositories": {"repositoryNames": [REPO_NAME]},
+        "DescribeImages": {"repositoryName": REPO_NAME, "maxResults": 100},
+        "GetAuthorizationToken": {},
+    }
+    names = [r["repositoryName"] for r in
+             must(port, "DescribeRepositories", bodies["DescribeRepositories"])["repositories"]]
+    if names != [REPO_NAME]:
+        raise RuntimeError(f"DescribeRepositories on port {port}: {names}")
+    page = must(port, "DescribeImages", bodies["DescribeImages"])
+    if not has_layer_api:
+        # moto ignores maxResults and answers every image.
+        pass
+    elif len(page.get("imageDetails", [])) != min(100, images) or \
+            (images > 100 and not page.get("nextToken")):
+        raise RuntimeError(f"DescribeImages on port {port}: {len(page.get('imageDetails', []))} "
+                           f"images, nextToken {page.get('nextToken')!r}")
+    if not must(port, "GetAuthorizationToken", {}).get("authorizationData"):
+        raise RuntimeError(f"GetAuthorizationToken on port {port}: no authorizationData")
+    return {op: json.dumps(b).encode() for op, b in bodies.items()}
 
 
 # ---------------------------------------------------------------- load generators
@@ -225,8 +291,9 @@ def lua_string(s: str) -> str:
     return json.dumps(s, ensure_ascii=True)
 
 
-def run_wrk(port: int, body: bytes, duration: int, connections: int, threads: int) -> dict:
-    headers = signed_request(port, "DescribeRepositories", body)
+def run_wrk(port: int, operation: str, body: bytes, duration: int, connections: int,
+            threads: int) -> dict:
+    headers = signed_request(port, operation, body)
     script = ['wrk.method = "POST"', f"wrk.body = {lua_string(body.decode())}"]
     for k, v in headers.items():
         script.append(f"wrk.headers[{lua_string(k)}] = {lua_string(v)}")
@@ -255,8 +322,9 @@ def run_wrk(port: int, body: bytes, duration: int, connections: int, threads: in
     }
 
 
-def run_python_client(port: int, body: bytes, duration: int, connections: int) -> dict:
-    headers = signed_request(port, "DescribeRepositories", body)
+def run_python_client(port: int, operation: str, body: bytes, duration: int,
+                      connections: int) -> dict:
+    headers = signed_request(port, operation, body)
     stop_at = time.monotonic() + duration
     latencies: list[list[float]] = [[] for _ in range(connections)]
     errors = [0] * connections
@@ -298,12 +366,12 @@ def run_python_client(port: int, body: bytes, duration: int, connections: int) -
     }
 
 
-def load(port: int, body: bytes, args) -> dict:
+def load(port: int, operation: str, body: bytes, args) -> dict:
     if args.generator == "wrk":
         # A short warm-up, then the measured run.
-        run_wrk(port, body, 2, args.connections, args.threads)
-        return run_wrk(port, body, args.duration, args.connections, args.threads)
-    return run_python_client(port, body, args.duration, args.connections)
+        run_wrk(port, operation, body, 2, args.connections, args.threads)
+        return run_wrk(port, operation, body, args.duration, args.connections, args.threads)
+    return run_python_client(port, operation, body, args.duration, args.connections)
 
 
 # ---------------------------------------------------------------- startup
@@ -354,6 +422,11 @@ def main() -> int:
     parser.add_argument("--startup-runs", type=int, default=10)
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--skip-moto", action="store_true")
+    parser.add_argument("--images", type=int, default=1000,
+                        help="images in the repository DescribeImages pages through")
+    parser.add_argument("--operations", default="DescribeRepositories,DescribeImages,"
+                        "GetAuthorizationToken", help="comma-separated")
+    parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args()
 
     if args.generator == "auto":
@@ -384,18 +457,23 @@ def main() -> int:
     if not args.skip_moto:
         servers["moto"] = ("moto_server (no SigV4 check)", start_moto)
 
-    results: dict[str, dict] = {}
+    operations = [op for op in args.operations.split(",") if op]
+    results: dict[str, dict[str, dict]] = {}
     idle_rss = 0
     for name, (_label, starter) in servers.items():
         proc, port = starter()
         try:
             if name == "ecrd":
                 idle_rss = rss_kib(proc.pid)
-            body = prepare(port, repository_policy=(name == "ecrd-policies"))
-            print(f"loading {name} ({args.generator}, {args.connections} connections, "
-                  f"{args.duration}s)...", file=sys.stderr, flush=True)
-            results[name] = load(port, body, args)
-            results[name]["rss_after_mib"] = rss_kib(proc.pid) / 1024
+            print(f"filling {name} ({args.images} images)...", file=sys.stderr, flush=True)
+            bodies = prepare(port, args.images, repository_policy=(name == "ecrd-policies"),
+                             has_layer_api=(name != "moto"))
+            results[name] = {}
+            for op in operations:
+                print(f"loading {name}: {op} ({args.generator}, {args.connections} "
+                      f"connections, {args.duration}s)...", file=sys.stderr, flush=True)
+                results[name][op] = load(port, op, bodies[op], args)
+                results[name][op]["rss_after_mib"] = rss_kib(proc.pid) / 1024
         finally:
             stop(proc)
 
@@ -403,21 +481,29 @@ def main() -> int:
     print()
     print(f"Date: {datetime.date.today().isoformat()}; machine: {os.cpu_count()} cores, {cpu}; "
           f"load generator: {args.generator} ({args.connections} connections, "
-          f"{args.duration}s, keep-alive, replayed SigV4 headers); operation: "
-          f"DescribeRepositories of one repository")
-    print()
-    print("| server | req/s | p50 latency | p99 latency | errors | RSS after load |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, r in results.items():
-        label = servers[name][0]
-        print(f"| {label} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | "
-              f"{r['errors']} | {r['rss_after_mib']:.1f} MiB |")
-    if "moto" in results and results["moto"]["rps"] > 0:
-        ratio = results["ecrd"]["rps"] / results["moto"]["rps"]
-        print(f"| **ratio ecrd (defaults) / moto** | **{ratio:,.0f}x** | | | | |")
-    if "ecrd-policies" in results and results["ecrd"]["rps"] > 0:
-        change = results["ecrd-policies"]["rps"] / results["ecrd"]["rps"] - 1
-        print(f"| **throughput with policies vs defaults** | **{change * 100:+.1f}%** | | | | |")
+          f"{args.duration}s, keep-alive, replayed SigV4 headers); DescribeImages: page of "
+          f"100 of a repository of {args.images} images (moto ignores maxResults and "
+          f"answers all of them)")
+    for op in operations:
+        print()
+        print(f"**{op}**")
+        print()
+        print("| server | req/s | p50 latency | p99 latency | errors | RSS after load |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, per_op in results.items():
+            r = per_op[op]
+            print(f"| {servers[name][0]} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms | "
+                  f"{r['p99_ms']:.2f} ms | {r['errors']} | {r['rss_after_mib']:.1f} MiB |")
+        ecrd_rps = results["ecrd"][op]["rps"]
+        if "moto" in results and results["moto"][op]["rps"] > 0:
+            ratio = ecrd_rps / results["moto"][op]["rps"]
+            print(f"| **ecrd (defaults) / moto** | **{ratio:,.0f}x** | | | | |")
+        if "ecrd-quiet" in results and results["ecrd-quiet"][op]["rps"] > 0:
+            cost = 1 - ecrd_rps / results["ecrd-quiet"][op]["rps"]
+            print(f"| **cost of the request log** | **{cost * 100:+.1f}%** | | | | |")
+        if "ecrd-policies" in results and ecrd_rps > 0:
+            change = results["ecrd-policies"][op]["rps"] / ecrd_rps - 1
+            print(f"| **with policies vs defaults** | **{change * 100:+.1f}%** | | | | |")
     print()
     print("| ecrd process | value |")
     print("|---|---:|")
@@ -427,7 +513,14 @@ def main() -> int:
           f"{max(times) * 1000:.1f} ms |")
     print(f"| idle RSS (median of {len(rss)} fresh starts) | {statistics.median(rss) / 1024:.1f} MiB |")
     print(f"| idle RSS (benchmark instance, before load) | {idle_rss / 1024:.1f} MiB |")
-    bad = [name for name, r in results.items() if r["errors"]]
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "operations": results, "images": args.images,
+            "startup_ms_median": statistics.median(times) * 1000,
+            "idle_rss_mib_median": statistics.median(rss) / 1024,
+        }, indent=2))
+    bad = [name for name, per_op in results.items()
+           if any(r["errors"] for r in per_op.values())]
     if bad:
         print(f"\nwarning: non-2xx or socket errors from {', '.join(bad)}", file=sys.stderr)
         return 1
