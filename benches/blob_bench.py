@@ -20,6 +20,9 @@ each server running alone, all with logging at warn:
   comes from the page cache and the client does no copying in Python). Each
   repetition pushes a different blob of the same size (the same file read at
   offset i), so no server can skip work because it already holds the blob.
+- chunked push: POST, one `PATCH` with `Content-Range` per 4 MiB, then
+  `PUT ?digest=` (another blob of the same size); ranged pull: the blob in
+  4 MiB `Range` GETs (a redirect followed once, its URL reused).
 - pull: `GET /v2/<repo>/blobs/<digest>` read into a 1 MiB buffer and thrown
   away, timed from the request to the last byte. ecrd answers 307 to a signed
   URL by default; the client follows it on the same keep-alive connection
@@ -67,6 +70,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_NAME = "bench/blob"
 MIB = 1 << 20
 READ_CHUNK = MIB
+# The chunk of chunked pushes (PATCH) and ranged pulls.
+CHUNK = 4 * MIB
 
 
 # ---------------------------------------------------------------- processes
@@ -329,6 +334,79 @@ def push(server: Server, conn: http.client.HTTPConnection, data, offset: int, si
     return elapsed
 
 
+def push_chunked(server: Server, conn: http.client.HTTPConnection, data, offset: int,
+                 size: int, digest: str, chunk: int) -> float:
+    """One chunked push: POST, a PATCH (with Content-Range) per `chunk`
+    bytes, then PUT with the digest; returns seconds from the POST to the
+    PUT's answer."""
+    t0 = time.perf_counter()
+    conn.request("POST", f"/v2/{REPO_NAME}/blobs/uploads/", body=b"",
+                 headers=headers_for(server, {"Content-Length": "0"}))
+    r = conn.getresponse()
+    r.read()
+    if r.status != 202:
+        raise RuntimeError(f"POST uploads: {r.status} {r.reason}")
+    location = r.getheader("Location")
+    sent_total = 0
+    while sent_total < size:
+        n = min(chunk, size - sent_total)
+        loc = urllib.parse.urlsplit(location)
+        conn.putrequest("PATCH", f"{loc.path}{'?' + loc.query if loc.query else ''}",
+                        skip_accept_encoding=True)
+        for k, v in headers_for(server, {
+                "Content-Type": "application/octet-stream", "Content-Length": str(n),
+                "Content-Range": f"{sent_total}-{sent_total + n - 1}"}).items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        if conn.sock.sendfile(data, offset=offset + sent_total, count=n) != n:
+            raise RuntimeError("sendfile sent a short chunk")
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 202:
+            raise RuntimeError(f"PATCH upload: {r.status} {r.reason} {body[:300]!r}")
+        location = r.getheader("Location")
+        sent_total += n
+    loc = urllib.parse.urlsplit(location)
+    sep = "&" if loc.query else "?"
+    conn.request("PUT", f"{loc.path}{'?' + loc.query if loc.query else ''}{sep}digest={digest}",
+                 body=b"", headers=headers_for(server, {"Content-Length": "0"}))
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 201:
+        raise RuntimeError(f"PUT upload: {r.status} {r.reason} {body[:300]!r}")
+    return time.perf_counter() - t0
+
+
+def pull_ranges(server: Server, conn: http.client.HTTPConnection, digest: str, size: int,
+                chunk: int) -> float:
+    """One pull in `Range` requests of `chunk` bytes (the redirect, if any,
+    followed once and its URL reused, as a client resuming would)."""
+    buf = bytearray(READ_CHUNK)
+    t0 = time.perf_counter()
+    path = f"/v2/{REPO_NAME}/blobs/{digest}"
+    auth = headers_for(server)
+    got = 0
+    while got < size:
+        end = min(size, got + chunk) - 1
+        conn.request("GET", path, headers={**auth, "Range": f"bytes={got}-{end}"})
+        r = conn.getresponse()
+        if r.status in (301, 302, 303, 307, 308):
+            r.read()
+            loc = urllib.parse.urlsplit(r.getheader("Location"))
+            path, auth = loc.path + ("?" + loc.query if loc.query else ""), {}
+            continue
+        if r.status != 206:
+            raise RuntimeError(f"GET blob range: {r.status} {r.reason} {r.read()[:300]!r}")
+        while True:
+            n = r.readinto(buf)
+            if not n:
+                break
+            got += n
+    if got != size:
+        raise RuntimeError(f"GET blob ranges: {got} bytes, expected {size}")
+    return time.perf_counter() - t0
+
+
 def pull(server: Server, conn: http.client.HTTPConnection, digest: str, size: int,
          hasher=None) -> tuple[float, bool]:
     """One pull into a discard buffer; returns (seconds, followed a redirect)."""
@@ -394,7 +472,7 @@ def run_server(name: str, server: Server, blobs: Blobs, repeats: int, do_push: b
                log=print) -> dict:
     conn = connect(server.port)
     out: dict = {"push": [], "push_tail": [], "pull": [], "redirected": False,
-                 "push_cpu": [], "pull_cpu": []}
+                 "push_cpu": [], "pull_cpu": [], "push_chunked": [], "pull_ranges": []}
     pid = server.proc.pid
     try:
         for i in range(repeats):
@@ -406,6 +484,17 @@ def run_server(name: str, server: Server, blobs: Blobs, repeats: int, do_push: b
                 out["push"].append(t)
                 log(f"  {name}: push {i + 1}/{repeats}: {blobs.size / t / 1e6:,.0f} MB/s "
                     f"(last byte sent -> 201: {out['push_tail'][-1] * 1000:,.0f} ms)")
+        for i in range(repeats):
+            if do_push:
+                j = repeats + i
+                t = push_chunked(server, conn, blobs.file, j, blobs.size, blobs.digests[j],
+                                 CHUNK)
+                out["push_chunked"].append(t)
+                log(f"  {name}: chunked push {i + 1}/{repeats}: {blobs.size / t / 1e6:,.0f} MB/s")
+        for i in range(repeats):
+            t = pull_ranges(server, conn, blobs.digests[i], blobs.size, CHUNK)
+            out["pull_ranges"].append(t)
+            log(f"  {name}: ranged pull {i + 1}/{repeats}: {blobs.size / t / 1e6:,.0f} MB/s")
         for i in range(repeats):
             c0 = cpu_seconds(pid)
             t, redirected = pull(server, conn, blobs.digests[i], blobs.size)
@@ -512,7 +601,8 @@ def main() -> int:
     loads = [loadavg()]
     try:
         log(f"generating {args.size_mib} MiB of random data in {tmp} ...")
-        blobs = Blobs(tmp, size, args.repeats)
+        # Blobs 0..repeats for monolithic pushes, the next ones for chunked.
+        blobs = Blobs(tmp, size, 2 * args.repeats)
         sha = sha256_rate(blobs)
         log(f"  hashlib sha256: {sha:,.0f} MB/s (one core)")
         log("client against a null sink ...")
@@ -590,6 +680,19 @@ def main() -> int:
               f"| {g:,.0f} | {ratio(g, reg_pull)} | {gc:,.0f} ms |")
     print(f"| client alone, null sink (ceiling) | {mbps(size, sink['push']):,.0f} | | | | "
           f"{mbps(size, sink['pull']):,.0f} | | |")
+    print()
+    print(f"| server | chunked push MB/s ({CHUNK // MIB} MiB PATCHes) | vs docker-registry "
+          f"| ranged pull MB/s ({CHUNK // MIB} MiB Range GETs) | vs docker-registry |")
+    print("|---|---:|---:|---:|---:|")
+    reg_chunked = mbps(size, reg["push_chunked"]) if reg else None
+    reg_ranges = mbps(size, reg["pull_ranges"]) if reg else None
+    for key, label in rows:
+        r = results.get(key)
+        if r is None or not r["push_chunked"]:
+            continue
+        p, g = mbps(size, r["push_chunked"]), mbps(size, r["pull_ranges"])
+        print(f"| {label} | {p:,.0f} | {ratio(p, reg_chunked)} | {g:,.0f} | "
+              f"{ratio(g, reg_ranges)} |")
     print()
     print("| ecrd, fresh process, one push then one pull | disk (`--data-dir`) | memory |")
     print("|---|---:|---:|")
