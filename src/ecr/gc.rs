@@ -37,34 +37,42 @@
 //!
 //! # Races
 //!
-//! A collection holds `Ecr::collection` exclusively from before it lists
-//! the blob store until its last deletion. The three steps that handle a
-//! blob or an upload while no record refers to it hold it shared:
-//! `complete_upload` from `finish_upload` (which stores the blob, or keeps a
-//! copy already there) until the layer link commits, `mount_layer` from
-//! seeing the blob present until its link commits, and `start_upload` from
-//! making the upload's data until its session record commits. So while a
-//! collection runs, no layer link and no blob is created, and every blob
-//! and upload is either referenced by a committed record or garbage.
+//! Three steps handle a blob or an upload while no record refers to it, and
+//! hold `Ecr::collection` shared meanwhile: `complete_upload` from
+//! `finish_upload` (which stores the blob, or keeps a copy already there)
+//! until the layer link commits, `mount_layer` (and the pull-through cache's
+//! and replication's copies) from seeing the blob present until its link or
+//! image commits, and `start_upload` from making the upload's data until its
+//! session record commits.
 //!
-//! Image records are still written while a collection runs (manifest
-//! pushes, tag moves, deletes); a new image can only reference blobs that
-//! already have a link in its repository (`put_manifest` checks that inside
-//! its transaction). The collection reads one snapshot to plan, then, in a
-//! write transaction (serialised with every other metadata write), re-reads
-//! the images of each repository whose links it is about to remove and
-//! keeps any link (and so its blob) that an image now references. Once that
-//! transaction commits, a planned blob has no link and no image anywhere,
-//! and none can appear before the file is gone (a new image would need a
-//! link, a new link would need the shared lock). A push of the same content
-//! after the collection stores a fresh copy. Hence no acknowledged push
-//! loses a blob, whatever the grace (0 included) or the clock.
+//! A collection plans without holding writers back:
+//! 1. it turns on `Ecr::gc_watch`, which records every put to the images,
+//!    layer links and upload sessions tables from then on (`store::watched`),
+//!    and takes `collection` exclusively for an instant, so every step that
+//!    was in flight has committed: what they wrote is in the snapshot, and
+//!    what anyone writes later is in the watch;
+//! 2. it lists the blob store and plans from one snapshot, while pushes go
+//!    on;
+//! 3. it takes `collection` exclusively (no link, blob or upload is being
+//!    made) and, in a write transaction serialised with every other metadata
+//!    write, re-reads the images of each repository whose links it is about
+//!    to remove and keeps any link (and so its blob) that an image now
+//!    references; then it turns the watch off and keeps every blob an image
+//!    or a link written meanwhile names and every upload whose session was
+//!    written meanwhile; only then does it delete.
 //!
-//! The cost: pushes finishing a blob wait while a collection runs (a
-//! directory listing and a scan of the image and layer tables), and a
-//! collection waits for blob finishes in flight. Appends to uploads never
-//! wait. A client returning to a session idle for longer than the grace
-//! finds it gone (BLOB_UPLOAD_UNKNOWN) and starts again.
+//! Once step 3's transaction commits, a planned blob has no link and no
+//! image anywhere, and none can appear before the file is gone (a new image
+//! needs a link in its repository, which `put_manifest` checks inside its
+//! transaction; a new link needs the shared lock). A push of the same
+//! content after the collection stores a fresh copy. Hence no acknowledged
+//! push loses a blob, whatever the grace (0 included) or the clock.
+//!
+//! The cost: pushes finishing a blob wait for step 1's instant and for
+//! step 3 (work in proportion to what is freed), not for the plan's scan
+//! of every image, which is what grows with the registry. Appends to
+//! uploads never wait. A client returning to a session idle for longer than
+//! the grace finds it gone (BLOB_UPLOAD_UNKNOWN) and starts again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -77,11 +85,14 @@ use super::images::image_blobs;
 use super::records::{ImageRecord, LayerRecord, UploadRecord};
 use super::{load, Ecr};
 use crate::digest::Digest;
-use crate::store::blobs::{BlobError, UploadStat};
+use crate::store::blobs::{BlobError, BlobStat, UploadStat};
 use crate::store::{ReadTxn, Table};
 
 /// Entries read per scan call.
 const PAGE: usize = 1000;
+
+/// The tables whose writes a collection must learn of while it plans.
+pub(crate) const WATCHED_TABLES: &[Table] = &[Table::Images, Table::Layers, Table::Uploads];
 
 /// What a collection did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -180,24 +191,61 @@ impl Ecr {
 
     async fn collect(self: &Arc<Self>, grace: Duration) -> EcrResult<GcReport> {
         let started = Instant::now();
+        let _one_at_a_time = self.collecting.lock().await;
+        // Step 1 (see the module documentation): watch, then let the steps
+        // in flight commit.
+        self.gc_watch.start();
+        let planned = self.plan_watched(grace).await;
+        let (cutoff, uploads, blobs, plan) = match planned {
+            Ok(planned) => planned,
+            Err(e) => {
+                self.gc_watch.stop();
+                return Err(e);
+            }
+        };
+        // Step 3.
         let _exclusive = self.collection.write().await;
-        let now_ms = (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
-        let cutoff = now_ms.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
-        let uploads = self.blobs.list_uploads().await?;
-        let blobs = self.blobs.list_stats().await?;
-
+        // A session written since the watch began is in use, whatever the
+        // snapshot said (its data may have been made after the listing).
+        let fresh_uploads = self.gc_watch.keys_of(Table::Uploads);
+        let mut plan = plan;
+        plan.sessions.retain(|(id, _)| !fresh_uploads.contains(id));
+        plan.orphans.retain(|id| !fresh_uploads.contains(id));
         let ecr = self.clone();
-        let listed = uploads.clone();
-        let plan = tokio::task::spawn_blocking(move || ecr.plan(cutoff, &listed))
+        let confirmed = tokio::task::spawn_blocking(move || ecr.confirm(cutoff, plan))
             .await
-            .map_err(|e| EcrError::new(ErrorKind::Server, format!("collection failed: {e}")))??;
-        let ecr = self.clone();
-        let (plan, unlinked, ended) =
-            tokio::task::spawn_blocking(move || ecr.confirm(cutoff, plan))
-                .await
-                .map_err(|e| {
-                    EcrError::new(ErrorKind::Server, format!("collection failed: {e}"))
-                })??;
+            .map_err(|e| EcrError::new(ErrorKind::Server, format!("collection failed: {e}")));
+        let written = self.gc_watch.stop();
+        let (mut plan, unlinked, ended) = confirmed??;
+        let mut written_uploads: HashSet<String> = HashSet::new();
+        for (table, key, value) in written {
+            match table {
+                Table::Images => {
+                    let blobs = serde_json::from_slice::<ImageRecord>(&value)
+                        .map_err(EcrError::from)
+                        .and_then(|image| image_blobs(&image));
+                    match blobs {
+                        Ok(digests) => plan.live.extend(digests),
+                        Err(e) => {
+                            plan.uncertain.get_or_insert(format!(
+                                "the blobs of image {key}, written during the collection, cannot be told ({}), so no blob was deleted",
+                                e.message
+                            ));
+                        }
+                    }
+                }
+                Table::Layers => {
+                    if let Some((_, digest)) = split_key(&key) {
+                        plan.live.insert(digest);
+                    }
+                }
+                Table::Uploads => {
+                    written_uploads.insert(key);
+                }
+                _ => {}
+            }
+        }
+        plan.orphans.retain(|id| !written_uploads.contains(id));
 
         let mut report = GcReport {
             grace_seconds: grace.as_secs(),
@@ -238,6 +286,25 @@ impl Ecr {
         }
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(report)
+    }
+
+    /// Steps 1 and 2: lets the steps in flight commit, lists the blob
+    /// store and plans from one snapshot, holding no lock meanwhile.
+    async fn plan_watched(
+        self: &Arc<Self>,
+        grace: Duration,
+    ) -> EcrResult<(i64, Vec<UploadStat>, Vec<BlobStat>, Plan)> {
+        drop(self.collection.write().await);
+        let now_ms = (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
+        let cutoff = now_ms.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
+        let uploads = self.blobs.list_uploads().await?;
+        let blobs = self.blobs.list_stats().await?;
+        let ecr = self.clone();
+        let listed = uploads.clone();
+        let plan = tokio::task::spawn_blocking(move || ecr.plan(cutoff, &listed))
+            .await
+            .map_err(|e| EcrError::new(ErrorKind::Server, format!("collection failed: {e}")))??;
+        Ok((cutoff, uploads, blobs, plan))
     }
 
     /// Reads one snapshot and decides what should go.

@@ -54,6 +54,11 @@ pub struct Ecr {
     /// Orders garbage collection against the steps that make or use blobs
     /// before a record refers to them (see `gc`).
     pub(crate) collection: tokio::sync::RwLock<()>,
+    /// One collection at a time (they share `gc_watch`).
+    pub(crate) collecting: tokio::sync::Mutex<()>,
+    /// What was written to images, layer links and upload sessions while a
+    /// collection planned (`gc`).
+    pub(crate) gc_watch: crate::store::watched::Watch,
     /// Stored repository and registry policies, parsed.
     pub(crate) policies: authorize::PolicyCache,
     /// Wakes the replication worker when a push queues work.
@@ -84,11 +89,15 @@ impl Ecr {
         clock: Arc<Clock>,
         registry_host: String,
     ) -> Self {
+        let watched = crate::store::watched::WatchedStore::new(store, gc::WATCHED_TABLES);
+        let gc_watch = watched.watch();
         Ecr {
-            store,
+            store: Arc::new(watched),
             blobs,
             clock,
             collection: tokio::sync::RwLock::new(()),
+            collecting: tokio::sync::Mutex::new(()),
+            gc_watch,
             policies: authorize::PolicyCache::default(),
             replication_wakeup: tokio::sync::Notify::new(),
             signing_wakeup: tokio::sync::Notify::new(),

@@ -16,6 +16,7 @@ pub mod disk_read;
 pub mod memory;
 pub mod memory_blobs;
 pub mod tables;
+pub mod watched;
 
 #[cfg(test)]
 pub mod conformance;
