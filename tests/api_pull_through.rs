@@ -30,14 +30,26 @@ async fn server(
     backend: common::Backend,
     upstreams: &[(&str, &str)],
 ) -> (TestServer, tempfile::TempDir) {
+    server_with_secrets(backend, upstreams, serde_json::json!({})).await
+}
+
+/// [`server`], with more entries in the secrets file.
+async fn server_with_secrets(
+    backend: common::Backend,
+    upstreams: &[(&str, &str)],
+    extra: serde_json::Value,
+) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets.json");
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         HUB_SECRET: {"username": "user", "accessToken": "pass"},
         GH_SECRET: {"username": "user", "accessToken": "pass"},
         OTHER_REGION_SECRET: {"username": "user", "accessToken": "pass"},
         BAD_SECRET: "not an object",
     });
+    if let (Some(all), Some(more)) = (body.as_object_mut(), extra.as_object()) {
+        all.extend(more.clone());
+    }
     std::fs::write(&secrets, body.to_string()).unwrap();
     let list: Vec<String> = upstreams.iter().map(|(k, u)| format!("{k}={u}")).collect();
     let server = TestServer::start_with(backend, |c| {
@@ -697,6 +709,112 @@ async fn an_ecr_upstream_is_another_account_or_region_of_the_same_ecrd() {
             .await
             .unwrap();
         assert_eq!(cached.image_details().len(), 1);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_ecr_upstream_may_be_a_remote_ecrd_logged_in_with_get_authorization_token() {
+    const ROLE: &str = "arn:aws:iam::000000000000:role/puller";
+    const WRONG_ROLE: &str = "arn:aws:iam::000000000000:role/wrong";
+    for &backend in BACKENDS {
+        // The upstream: another ecrd, whose account 222222222222 holds an
+        // image in eu-west-1.
+        let remote = TestServer::start_with(backend, |c| {
+            c.credentials = Some("AKIAUPSTREAM:upsecret:222222222222".into());
+        })
+        .await;
+        let owner = remote.ecr_as("AKIAUPSTREAM", "upsecret", "eu-west-1");
+        owner
+            .create_repository()
+            .repository_name("team/app")
+            .send()
+            .await
+            .unwrap();
+        let (manifest, digest) = common::push_image(&owner, "team/app", "remote", "v1").await;
+
+        let (server, _dir) = server_with_secrets(
+            backend,
+            &[("ecr", &remote.url)],
+            serde_json::json!({
+                ROLE: {"accessKeyId": "AKIAUPSTREAM", "secretAccessKey": "upsecret"},
+                WRONG_ROLE: {"accessKeyId": "AKIAUPSTREAM", "secretAccessKey": "not-it"},
+            }),
+        )
+        .await;
+        let ecr = server.ecr();
+        for (prefix, role) in [("remote", ROLE), ("wrong", WRONG_ROLE)] {
+            ecr.create_pull_through_cache_rule()
+                .ecr_repository_prefix(prefix)
+                .upstream_registry_url("222222222222.dkr.ecr.eu-west-1.amazonaws.com")
+                .custom_role_arn(role)
+                .send()
+                .await
+                .unwrap();
+        }
+        for (prefix, valid) in [("remote", true), ("wrong", false)] {
+            let answer = ecr
+                .validate_pull_through_cache_rule()
+                .ecr_repository_prefix(prefix)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.is_valid(), valid, "{prefix}: {:?}", answer.failure());
+        }
+        let token = password(&ecr).await;
+
+        // Through the right keys: the image, digests intact.
+        let (status, headers, body) = pull(&server, &token, "remote/team/app/manifests/v1").await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(body, manifest.as_bytes());
+        assert_eq!(headers["docker-content-digest"], digest.as_str());
+        let parsed: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        for blob in [&parsed["config"], &parsed["layers"][0]] {
+            let wanted = blob["digest"].as_str().unwrap();
+            let (status, _, bytes) =
+                pull(&server, &token, &format!("remote/team/app/blobs/{wanted}")).await;
+            assert_eq!(status, 200);
+            assert_eq!(sha256_digest(&bytes), wanted);
+        }
+        let cached = ecr
+            .describe_images()
+            .repository_name("remote/team/app")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            cached.image_details()[0].image_digest(),
+            Some(digest.as_str())
+        );
+
+        // Through the wrong keys: the upstream's failure, nothing cached.
+        let (status, _, body) = pull(&server, &token, "wrong/team/app/manifests/v1").await;
+        assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+        let err = ecr
+            .batch_get_image()
+            .repository_name("wrong/team/app")
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag("v1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "UnableToGetUpstreamImageException");
+        let err = ecr
+            .describe_repositories()
+            .repository_names("wrong/team/app")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "RepositoryNotFoundException");
+
+        // Cached: served with the upstream gone.
+        remote.stop().await;
+        let (status, _, body) = pull(&server, &token, "remote/team/app/manifests/v1").await;
+        assert_eq!(status, 200);
+        assert_eq!(body, manifest.as_bytes());
         server.stop().await;
     }
 }

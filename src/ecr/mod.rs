@@ -68,6 +68,8 @@ pub struct Ecr {
     pub tasks: overview::TaskLog,
     /// Upstream endpoints and secrets of the pull through cache.
     pub(crate) upstreams: std::sync::RwLock<pull_through::UpstreamSettings>,
+    /// Registry passwords of remote `ecr` upstreams, until they expire.
+    pub(crate) ecr_logins: crate::upstream::ecr_login::LoginCache,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
     /// How many upload sessions may be open (`upload_limits`).
@@ -95,6 +97,7 @@ impl Ecr {
             scanner: scan_runs::Scanner::default(),
             tasks: overview::TaskLog::default(),
             upstreams: Default::default(),
+            ecr_logins: Default::default(),
             registry_host,
             upload_limits: upload_limits::UploadLimits::default(),
             public_host: "public.ecr.aws".to_string(),

@@ -11,7 +11,10 @@
 //! Bodies are streamed, never buffered whole (a layer can be gigabytes);
 //! only manifests, which are small and bounded, are read into memory.
 //! The module knows no ECR rule: it returns bytes and what the upstream
-//! said about them, and the domain decides.
+//! said about them, and the domain decides. An ECR upstream's Basic
+//! password comes from logging in first ([`ecr_login`]).
+
+pub mod ecr_login;
 
 use std::time::Duration;
 
@@ -89,6 +92,8 @@ pub struct RegistryClient {
     http: reqwest::Client,
     base: String,
     credentials: Option<Credentials>,
+    /// For an ECR upstream: the login that yields the Basic password.
+    login: Option<ecr_login::EcrLogin>,
 }
 
 /// A parsed `WWW-Authenticate` challenge.
@@ -170,7 +175,15 @@ impl RegistryClient {
             http,
             base: base.trim_end_matches('/').to_string(),
             credentials,
+            login: None,
         }
+    }
+
+    /// The same client, answering a Basic challenge with the password an
+    /// ECR login yields (user `AWS`) instead of fixed credentials.
+    pub fn with_login(mut self, login: ecr_login::EcrLogin) -> Self {
+        self.login = Some(login);
+        self
     }
 
     /// A client for a registry named `host` that is reached at `addr` over
@@ -190,16 +203,25 @@ impl RegistryClient {
             http,
             base: format!("http://{host}:{}", addr.port()),
             credentials,
+            login: None,
         }
     }
 
-    fn basic(&self) -> Option<String> {
-        self.credentials.as_ref().map(|c| {
+    /// The Basic `Authorization` value, if the client has credentials.
+    async fn basic(&self) -> Result<Option<String>, UpstreamError> {
+        let credentials = match &self.login {
+            Some(login) => Some(Credentials {
+                username: "AWS".to_string(),
+                password: login.password(&self.http).await?,
+            }),
+            None => self.credentials.clone(),
+        };
+        Ok(credentials.map(|c| {
             format!(
                 "Basic {}",
                 STANDARD.encode(format!("{}:{}", c.username, c.password))
             )
-        })
+        }))
     }
 
     /// Answers a challenge: the `Authorization` value to retry with.
@@ -209,7 +231,7 @@ impl RegistryClient {
         repository: Option<&str>,
     ) -> Result<String, UpstreamError> {
         match challenge {
-            Challenge::Basic => self.basic().ok_or_else(|| {
+            Challenge::Basic => self.basic().await?.ok_or_else(|| {
                 UpstreamError::Unauthorized(
                     "the upstream registry requires authentication and the rule has no credentials"
                         .to_string(),
@@ -231,7 +253,7 @@ impl RegistryClient {
                     query.push(("scope", s));
                 }
                 let mut request = self.http.get(realm).query(&query);
-                if let Some(basic) = self.basic() {
+                if let Some(basic) = self.basic().await? {
                     request = request.header(AUTHORIZATION, basic);
                 }
                 let response = request.send().await.map_err(unreachable)?;
