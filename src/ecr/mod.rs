@@ -52,7 +52,7 @@ pub struct Ecr {
     pub clock: Arc<Clock>,
     /// Orders garbage collection against the steps that make or use blobs
     /// before a record refers to them (see `gc`).
-    pub(crate) collection: tokio::sync::RwLock<()>,
+    pub(crate) collection: Arc<tokio::sync::RwLock<()>>,
     /// Stored repository and registry policies, parsed.
     pub(crate) policies: authorize::PolicyCache,
     /// Wakes the replication worker when a push queues work.
@@ -70,6 +70,8 @@ pub struct Ecr {
     pub(crate) upstreams: std::sync::RwLock<pull_through::UpstreamSettings>,
     /// Registry passwords of remote `ecr` upstreams, until they expire.
     pub(crate) ecr_logins: crate::upstream::ecr_login::LoginCache,
+    /// Pull through imports and blob fetches in flight.
+    pub(crate) in_flight: pull_through::in_flight::InFlight,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
     /// How many upload sessions may be open (`upload_limits`).
@@ -89,7 +91,7 @@ impl Ecr {
             store,
             blobs,
             clock,
-            collection: tokio::sync::RwLock::new(()),
+            collection: Arc::new(tokio::sync::RwLock::new(())),
             policies: authorize::PolicyCache::default(),
             replication_wakeup: tokio::sync::Notify::new(),
             signing_wakeup: tokio::sync::Notify::new(),
@@ -98,6 +100,7 @@ impl Ecr {
             tasks: overview::TaskLog::default(),
             upstreams: Default::default(),
             ecr_logins: Default::default(),
+            in_flight: Default::default(),
             registry_host,
             upload_limits: upload_limits::UploadLimits::default(),
             public_host: "public.ecr.aws".to_string(),

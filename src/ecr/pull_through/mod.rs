@@ -29,6 +29,7 @@
 //! registry with `--upstream KIND=URL`.
 
 pub mod cache;
+pub mod in_flight;
 
 use std::collections::HashMap;
 use std::path::Path;
