@@ -754,6 +754,27 @@ async fn an_ecr_upstream_is_another_account_or_region_of_the_same_ecrd() {
     }
 }
 
+/// GetAuthorizationToken calls a server has answered with 200.
+async fn logins(server: &TestServer) -> f64 {
+    let text = server
+        .http()
+        .get(format!("{}/_ecrd/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("ecrd_requests_total{")
+                && l.contains(r#"operation="GetAuthorizationToken""#)
+                && l.contains(r#"status="200""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[tokio::test]
 async fn an_ecr_upstream_may_be_a_remote_ecrd_logged_in_with_get_authorization_token() {
     const ROLE: &str = "arn:aws:iam::000000000000:role/puller";
@@ -773,6 +794,7 @@ async fn an_ecr_upstream_may_be_a_remote_ecrd_logged_in_with_get_authorization_t
             .await
             .unwrap();
         let (manifest, digest) = common::push_image(&owner, "team/app", "remote", "v1").await;
+        let logins_before = logins(&remote).await;
 
         let (server, _dir) = server_with_secrets(
             backend,
@@ -851,6 +873,10 @@ async fn an_ecr_upstream_may_be_a_remote_ecrd_logged_in_with_get_authorization_t
             .await
             .unwrap_err();
         assert_eq!(err_code(&err).0, "RepositoryNotFoundException");
+
+        // One login served every request with the right keys (the password
+        // is kept until it nears its expiry).
+        assert_eq!(logins(&remote).await - logins_before, 1.0);
 
         // Cached: served with the upstream gone.
         remote.stop().await;
