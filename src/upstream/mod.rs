@@ -161,16 +161,26 @@ fn challenge_params(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// How long an upstream may take to connect, and to send the next bytes
+/// of an answer: an upstream that stalls longer fails the fetch (and a
+/// background import with it, so the next pull starts again) instead of
+/// holding it forever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn http_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+}
+
 fn unreachable(e: reqwest::Error) -> UpstreamError {
     UpstreamError::Unreachable(format!("the upstream registry could not be reached: {e}"))
 }
 
 impl RegistryClient {
     pub fn new(base: &str, credentials: Option<Credentials>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+        let http = http_builder().build().unwrap_or_default();
         RegistryClient {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -194,8 +204,7 @@ impl RegistryClient {
         addr: std::net::SocketAddr,
         credentials: Option<Credentials>,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+        let http = http_builder()
             .resolve(host, addr)
             .build()
             .unwrap_or_default();
