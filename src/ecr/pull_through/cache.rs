@@ -307,7 +307,7 @@ impl Ecr {
         if !keys.contains(&digest_key) {
             keys.push(digest_key);
         }
-        let registered = match self.in_flight.begin_image(keys, &fetched) {
+        let registered = match self.in_flight.begin_image(keys, &fetched, &import.blobs) {
             Ok(guard) => guard,
             // A concurrent pull fetched the same image first: share it.
             Err(importing) => return Ok(Some(importing)),
@@ -370,6 +370,23 @@ impl Ecr {
         self.ensure_cache_repository(&mut *tx, scope, repo)?;
         self.link_layer(&mut *tx, scope, repo, digest, size)?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// [`Ecr::pull_through_blob`] for GetDownloadUrlForLayer, which hands
+    /// out URLs only for layers an image uses: also waits until the imports
+    /// in flight in `repo` that need the layer have committed their image.
+    pub async fn pull_through_layer(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> EcrResult<()> {
+        self.pull_through_blob(caller, scope, repo, digest).await?;
+        self.in_flight
+            .wait_for_images_needing(&in_flight_key(scope, repo, ""), digest)
+            .await;
         Ok(())
     }
 

@@ -10,6 +10,10 @@
 //!   waits until the claim ends, then uses the stored blob (or, if that
 //!   fetch failed, claims it and fetches it itself).
 //!
+//! A layer download URL (GetDownloadUrlForLayer) is only handed out for a
+//! layer an image uses, so it waits for the imports in flight that need
+//! the layer ([`InFlight::wait_for_images_needing`]).
+//!
 //! Entries leave when their guard drops: an import's once its image is
 //! committed or has failed, a blob's once it is stored (and linked) or has
 //! failed. Nothing here is persisted: a restart forgets fetches in flight,
@@ -28,7 +32,16 @@ use tokio::sync::watch;
 use super::cache::FetchedImage;
 use crate::digest::Digest;
 
-type ImageMap = Arc<Mutex<HashMap<String, FetchedImage>>>;
+type ImageMap = Arc<Mutex<HashMap<String, ImageEntry>>>;
+
+/// An import in flight: its manifest, the blobs it imports, and a signal
+/// that ends with it.
+#[derive(Clone)]
+struct ImageEntry {
+    fetched: FetchedImage,
+    blobs: Arc<Vec<Digest>>,
+    done: watch::Receiver<()>,
+}
 type BlobMap = Arc<Mutex<HashMap<String, watch::Receiver<()>>>>;
 
 /// The imports and blob fetches in flight (one per `Ecr`).
@@ -42,6 +55,9 @@ pub struct InFlight {
 pub struct ImageGuard {
     keys: Vec<String>,
     map: ImageMap,
+    /// Dropped after the entries are removed: waiters wake to a committed
+    /// (or abandoned) import.
+    _done: watch::Sender<()>,
 }
 
 impl Drop for ImageGuard {
@@ -91,16 +107,19 @@ impl BlobClaim {
 impl InFlight {
     /// The manifest of an import in flight under `key`.
     pub fn image(&self, key: &str) -> Option<FetchedImage> {
-        self.images.lock().ok()?.get(key).cloned()
+        Some(self.images.lock().ok()?.get(key)?.fetched.clone())
     }
 
-    /// Registers an import under every key, unless one is in flight under
-    /// any of them: then `Err` with that import's manifest.
+    /// Registers an import of `blobs` under every key (each starting with
+    /// the repository's key prefix), unless one is in flight under any of
+    /// them: then `Err` with that import's manifest.
     pub fn begin_image(
         &self,
         keys: Vec<String>,
         fetched: &FetchedImage,
+        blobs: &[Digest],
     ) -> Result<ImageGuard, FetchedImage> {
+        let (tx, rx) = watch::channel(());
         let mut map = match self.images.lock() {
             Ok(map) => map,
             // A poisoned map only loses sharing: import without registering.
@@ -108,25 +127,47 @@ impl InFlight {
                 return Ok(ImageGuard {
                     keys: Vec::new(),
                     map: self.images.clone(),
+                    _done: tx,
                 })
             }
         };
         if let Some(existing) = keys.iter().find_map(|k| map.get(k)) {
-            return Err(existing.clone());
+            return Err(existing.fetched.clone());
         }
+        let entry = ImageEntry {
+            fetched: fetched.clone(),
+            blobs: Arc::new(blobs.to_vec()),
+            done: rx,
+        };
         for key in &keys {
-            map.insert(key.clone(), fetched.clone());
+            map.insert(key.clone(), entry.clone());
         }
         Ok(ImageGuard {
             keys,
             map: self.images.clone(),
+            _done: tx,
         })
+    }
+
+    /// Waits until no import in flight under keys starting with
+    /// `repo_prefix` still imports `digest`.
+    pub async fn wait_for_images_needing(&self, repo_prefix: &str, digest: &Digest) {
+        loop {
+            let waiting = self.images.lock().ok().and_then(|map| {
+                map.iter()
+                    .find(|(k, e)| k.starts_with(repo_prefix) && e.blobs.contains(digest))
+                    .map(|(_, e)| e.done.clone())
+            });
+            let Some(mut done) = waiting else { return };
+            // Never sent to: this returns when the import's guard drops.
+            let _ = done.changed().await;
+        }
     }
 
     /// Imports in flight (each counted once).
     pub fn images_in_flight(&self) -> usize {
         self.images.lock().map_or(0, |map| {
-            let mut digests: Vec<&Digest> = map.values().map(|f| &f.digest).collect();
+            let mut digests: Vec<&Digest> = map.values().map(|e| &e.fetched.digest).collect();
             digests.sort();
             digests.dedup();
             digests.len()
@@ -178,16 +219,35 @@ mod tests {
         let in_flight = InFlight::default();
         let a = fetched("a");
         let guard = in_flight
-            .begin_image(vec!["r:v1".into(), "r:sha".into()], &a)
+            .begin_image(
+                vec!["r:v1".into(), "r:sha".into()],
+                &a,
+                &[Digest::sha256_of(b"blob")],
+            )
             .unwrap();
         assert_eq!(in_flight.images_in_flight(), 1);
         assert_eq!(in_flight.image("r:sha").unwrap().digest, a.digest);
         let joined = in_flight
-            .begin_image(vec!["r:sha".into()], &fetched("b"))
+            .begin_image(vec!["r:sha".into()], &fetched("b"), &[])
             .err()
             .unwrap();
         assert_eq!(joined.digest, a.digest);
+        let in_flight = Arc::new(in_flight);
+        let blob = Digest::sha256_of(b"blob");
+        // Another repository's imports, or another blob: no wait.
+        in_flight.wait_for_images_needing("q:", &blob).await;
+        in_flight
+            .wait_for_images_needing("r:", &Digest::sha256_of(b"other"))
+            .await;
+        let shared = in_flight.clone();
+        let waiter = tokio::spawn(async move { shared.wait_for_images_needing("r:", &blob).await });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
         drop(guard);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(in_flight.image("r:v1").is_none());
         assert_eq!(in_flight.images_in_flight(), 0);
 
