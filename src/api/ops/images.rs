@@ -159,7 +159,7 @@ pub async fn batch_get_image(
     }
     // acceptedMediaTypes: ECR answers with the manifest as stored when it
     // cannot convert it to an accepted type, and ecrd never converts.
-    let (found, failures) = if from_cache.is_empty() {
+    let (found, failures) = if from_cache.is_empty() && !images.is_empty() {
         (Vec::new(), Vec::new())
     } else {
         match ctx
