@@ -144,9 +144,14 @@ impl EcrLogin {
         if !status.is_success() {
             let kind = answer["__type"].as_str().unwrap_or("");
             let kind = kind.rsplit('#').next().unwrap_or(kind);
+            // The first line only: a signature mismatch goes on with the
+            // canonical request, which a pull's error need not carry.
             let message = answer["message"]
                 .as_str()
                 .or_else(|| answer["Message"].as_str())
+                .unwrap_or("")
+                .lines()
+                .next()
                 .unwrap_or("");
             return Err(UpstreamError::Unauthorized(format!(
                 "the upstream registry refused GetAuthorizationToken ({status} {kind}: {message})"
