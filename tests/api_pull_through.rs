@@ -3,8 +3,10 @@
 //! pulls through the cache from an in-test upstream registry on both
 //! planes: anonymous, Basic and Bearer-token upstreams, later pulls from
 //! the cache, the upstream stopped, the daily tag re-check on ecrd's clock,
-//! an index and its child, and a corrupt upstream refused. Every test runs
-//! on the memory and the disk backend.
+//! an index and its child, a corrupt upstream refused, a manifest answered
+//! before its blobs are fetched, and `ecr` upstreams (this ecrd, or a remote
+//! one logged in to with GetAuthorizationToken). Every test runs on the
+//! memory and the disk backend.
 
 #![allow(clippy::unwrap_used)]
 
@@ -30,14 +32,26 @@ async fn server(
     backend: common::Backend,
     upstreams: &[(&str, &str)],
 ) -> (TestServer, tempfile::TempDir) {
+    server_with_secrets(backend, upstreams, serde_json::json!({})).await
+}
+
+/// [`server`], with more entries in the secrets file.
+async fn server_with_secrets(
+    backend: common::Backend,
+    upstreams: &[(&str, &str)],
+    extra: serde_json::Value,
+) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets.json");
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         HUB_SECRET: {"username": "user", "accessToken": "pass"},
         GH_SECRET: {"username": "user", "accessToken": "pass"},
         OTHER_REGION_SECRET: {"username": "user", "accessToken": "pass"},
         BAD_SECRET: "not an object",
     });
+    if let (Some(all), Some(more)) = (body.as_object_mut(), extra.as_object()) {
+        all.extend(more.clone());
+    }
     std::fs::write(&secrets, body.to_string()).unwrap();
     let list: Vec<String> = upstreams.iter().map(|(k, u)| format!("{k}={u}")).collect();
     let server = TestServer::start_with(backend, |c| {
@@ -77,6 +91,19 @@ async fn pull(
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     (status, headers, r.bytes().await.unwrap().to_vec())
+}
+
+/// Waits until the server's background imports (a manifest answered, its
+/// blobs still being fetched) have committed or failed.
+async fn imports_done(server: &TestServer) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.state.ecr.pull_through_imports() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "imports still running after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 async fn create_rule(ecr: &aws_sdk_ecr::Client, prefix: &str, url: &str, secret: Option<&str>) {
@@ -346,6 +373,7 @@ async fn pull_through_basic_upstream_caches_and_survives_the_upstream() {
             assert_eq!(&body, bytes);
         }
         assert_eq!(upstream.manifest_gets(), 1);
+        imports_done(&server).await;
         let repos = ecr
             .describe_repositories()
             .repository_names("hub/busybox")
@@ -387,6 +415,7 @@ async fn pull_through_basic_upstream_caches_and_survives_the_upstream() {
         let (status, headers, _) = pull(&server, &token, "hub/busybox/manifests/1.36").await;
         assert_eq!(status, 200);
         assert_eq!(headers["docker-content-digest"], newer.digest.as_str());
+        imports_done(&server).await;
 
         // Upstream down: cached content is served (even past the interval),
         // uncached content is not.
@@ -504,11 +533,26 @@ async fn wrong_credentials_and_a_corrupt_upstream_store_nothing() {
         assert!(!valid.is_valid());
         let (status, _, _) = pull(&server, &token, "gh/org/app/manifests/v1").await;
         assert_eq!(status, 404);
-        // The corrupt layer is refused, and nothing is kept.
+        // The manifest is answered at once; the corrupt layer is refused by
+        // the import behind it, and nothing is kept.
         let (status, _, body) = pull(&server, &token, "qy/app/manifests/v1").await;
-        assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
-        let text = String::from_utf8_lossy(&body);
-        assert!(text.contains("digest"), "{text}");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        imports_done(&server).await;
+        let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let layer = parsed["layers"][0]["digest"].as_str().unwrap();
+        let response = server
+            .http()
+            .get(format!("{}/v2/qy/app/blobs/{layer}", server.url))
+            .header("authorization", format!("Basic {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.bytes().await.is_err(),
+            "a corrupt blob never completes"
+        );
+        // The config blob (intact) is linked by nobody: the failed import
+        // left no repository and no image (nor did the refused upstream).
         for name in ["qy/app", "gh/org/app"] {
             let err = ecr
                 .describe_images()
@@ -518,10 +562,18 @@ async fn wrong_credentials_and_a_corrupt_upstream_store_nothing() {
                 .unwrap_err();
             assert_eq!(err_code(&err).0, "RepositoryNotFoundException");
         }
-        // Once the upstream serves the right bytes, the pull works.
+        // Once the upstream serves the right bytes, the next pull imports.
         open.corrupt_blobs(false);
         let (status, _, _) = pull(&server, &token, "qy/app/manifests/v1").await;
         assert_eq!(status, 200);
+        imports_done(&server).await;
+        let images = ecr
+            .describe_images()
+            .repository_name("qy/app")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(images.image_details().len(), 1);
     }
 }
 
@@ -690,6 +742,7 @@ async fn an_ecr_upstream_is_another_account_or_region_of_the_same_ecrd() {
             pull(&server, &other_token, &format!("mirror/app/blobs/{layer}")).await;
         assert_eq!(status, 200);
         assert_eq!(sha256_digest(&blob), layer);
+        imports_done(&server).await;
         let cached = other
             .describe_images()
             .repository_name("mirror/app")
@@ -697,6 +750,246 @@ async fn an_ecr_upstream_is_another_account_or_region_of_the_same_ecrd() {
             .await
             .unwrap();
         assert_eq!(cached.image_details().len(), 1);
+        server.stop().await;
+    }
+}
+
+/// GetAuthorizationToken calls a server has answered with 200.
+async fn logins(server: &TestServer) -> f64 {
+    let text = server
+        .http()
+        .get(format!("{}/_ecrd/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("ecrd_requests_total{")
+                && l.contains(r#"operation="GetAuthorizationToken""#)
+                && l.contains(r#"status="200""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn an_ecr_upstream_may_be_a_remote_ecrd_logged_in_with_get_authorization_token() {
+    const ROLE: &str = "arn:aws:iam::000000000000:role/puller";
+    const WRONG_ROLE: &str = "arn:aws:iam::000000000000:role/wrong";
+    for &backend in BACKENDS {
+        // The upstream: another ecrd, whose account 222222222222 holds an
+        // image in eu-west-1.
+        let remote = TestServer::start_with(backend, |c| {
+            c.credentials = Some("AKIAUPSTREAM:upsecret:222222222222".into());
+        })
+        .await;
+        let owner = remote.ecr_as("AKIAUPSTREAM", "upsecret", "eu-west-1");
+        owner
+            .create_repository()
+            .repository_name("team/app")
+            .send()
+            .await
+            .unwrap();
+        let (manifest, digest) = common::push_image(&owner, "team/app", "remote", "v1").await;
+        let logins_before = logins(&remote).await;
+
+        let (server, _dir) = server_with_secrets(
+            backend,
+            &[("ecr", &remote.url)],
+            serde_json::json!({
+                ROLE: {"accessKeyId": "AKIAUPSTREAM", "secretAccessKey": "upsecret"},
+                WRONG_ROLE: {"accessKeyId": "AKIAUPSTREAM", "secretAccessKey": "not-it"},
+            }),
+        )
+        .await;
+        let ecr = server.ecr();
+        for (prefix, role) in [("remote", ROLE), ("wrong", WRONG_ROLE)] {
+            ecr.create_pull_through_cache_rule()
+                .ecr_repository_prefix(prefix)
+                .upstream_registry_url("222222222222.dkr.ecr.eu-west-1.amazonaws.com")
+                .custom_role_arn(role)
+                .send()
+                .await
+                .unwrap();
+        }
+        for (prefix, valid) in [("remote", true), ("wrong", false)] {
+            let answer = ecr
+                .validate_pull_through_cache_rule()
+                .ecr_repository_prefix(prefix)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.is_valid(), valid, "{prefix}: {:?}", answer.failure());
+        }
+        let token = password(&ecr).await;
+
+        // Through the right keys: the image, digests intact.
+        let (status, headers, body) = pull(&server, &token, "remote/team/app/manifests/v1").await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(body, manifest.as_bytes());
+        assert_eq!(headers["docker-content-digest"], digest.as_str());
+        let parsed: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        for blob in [&parsed["config"], &parsed["layers"][0]] {
+            let wanted = blob["digest"].as_str().unwrap();
+            let (status, _, bytes) =
+                pull(&server, &token, &format!("remote/team/app/blobs/{wanted}")).await;
+            assert_eq!(status, 200);
+            assert_eq!(sha256_digest(&bytes), wanted);
+        }
+        imports_done(&server).await;
+        let cached = ecr
+            .describe_images()
+            .repository_name("remote/team/app")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            cached.image_details()[0].image_digest(),
+            Some(digest.as_str())
+        );
+
+        // Through the wrong keys: the upstream's failure, nothing cached.
+        let (status, _, body) = pull(&server, &token, "wrong/team/app/manifests/v1").await;
+        assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+        let err = ecr
+            .batch_get_image()
+            .repository_name("wrong/team/app")
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag("v1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "UnableToGetUpstreamImageException");
+        let err = ecr
+            .describe_repositories()
+            .repository_names("wrong/team/app")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "RepositoryNotFoundException");
+
+        // One login served every request with the right keys (the password
+        // is kept until it nears its expiry).
+        assert_eq!(logins(&remote).await - logins_before, 1.0);
+
+        // Cached: served with the upstream gone.
+        remote.stop().await;
+        let (status, _, body) = pull(&server, &token, "remote/team/app/manifests/v1").await;
+        assert_eq!(status, 200);
+        assert_eq!(body, manifest.as_bytes());
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_manifest_is_answered_before_its_blobs_are_fetched() {
+    for &backend in BACKENDS {
+        let upstream = Upstream::start(UpstreamAuth::Anonymous).await;
+        let image = upstream.add_image("app", "v1", "held");
+        let (server, _dir) = server(backend, &[("quay", &upstream.url)]).await;
+        let ecr = server.ecr();
+        create_rule(&ecr, "qy", "quay.io", None).await;
+        let token = password(&ecr).await;
+
+        // The upstream holds back every blob's second half: the manifest
+        // reaches the client all the same, on both planes.
+        let release = upstream.hold_blobs();
+        let wait = std::time::Duration::from_secs(10);
+        let (status, headers, body) =
+            tokio::time::timeout(wait, pull(&server, &token, "qy/app/manifests/v1"))
+                .await
+                .expect("the manifest is answered while the blobs are held");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(body, image.manifest);
+        assert_eq!(headers["docker-content-digest"], image.digest.as_str());
+        // A second pull (by tag, by digest, through BatchGetImage) shares
+        // the import: no new upstream fetch.
+        let (status, _, body) = tokio::time::timeout(
+            wait,
+            pull(
+                &server,
+                &token,
+                &format!("qy/app/manifests/{}", image.digest),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body, image.manifest);
+        let got = ecr
+            .batch_get_image()
+            .repository_name("qy/app")
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag("v1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.images()[0].image_id().unwrap().image_digest(),
+            Some(image.digest.as_str())
+        );
+        assert_eq!(upstream.manifest_gets(), 1);
+        assert_eq!(server.state.ecr.pull_through_imports(), 1);
+        // Not committed while its blobs are missing.
+        let err = ecr
+            .describe_images()
+            .repository_name("qy/app")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&err).0, "RepositoryNotFoundException");
+
+        // A blob GET during the import is served once the import has it.
+        let (layer, layer_bytes) = image.blobs[1].clone();
+        let url = format!("{}/v2/qy/app/blobs/{layer}", server.url);
+        let auth = format!("Basic {token}");
+        let blob_get = tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        release.send(true).unwrap();
+        let (status, bytes) = tokio::time::timeout(wait, blob_get).await.unwrap().unwrap();
+        assert_eq!(status, 200);
+        assert!(bytes == layer_bytes);
+        imports_done(&server).await;
+        // Each blob was fetched once, by the import.
+        assert_eq!(upstream.blob_gets(), image.blobs.len());
+        let images = ecr
+            .describe_images()
+            .repository_name("qy/app")
+            .send()
+            .await
+            .unwrap();
+        let detail = &images.image_details()[0];
+        assert_eq!(detail.image_digest(), Some(image.digest.as_str()));
+        assert_eq!(detail.image_tags(), ["v1"]);
+        assert!(detail.last_recorded_pull_time().is_some());
+
+        // Later pulls come from the cache, with the upstream gone.
+        upstream.stop().await;
+        let (status, _, body) = pull(&server, &token, "qy/app/manifests/v1").await;
+        assert_eq!(status, 200);
+        assert_eq!(body, image.manifest);
+        for (digest, bytes) in &image.blobs {
+            let (status, _, body) = pull(&server, &token, &format!("qy/app/blobs/{digest}")).await;
+            assert_eq!(status, 200);
+            assert!(&body == bytes);
+        }
         server.stop().await;
     }
 }

@@ -487,11 +487,8 @@ impl HeadVerified {
                         &self.signed_headers,
                         payload,
                     );
-                    let string_to_sign = format!(
-                        "{ALGORITHM}\n{}\n{credential_scope}\n{}",
-                        self.timestamp,
-                        hex::encode(Sha256::digest(&canonical_request))
-                    );
+                    let string_to_sign =
+                        string_to_sign(&self.timestamp, &credential_scope, &canonical_request);
                     let expected =
                         hex::encode(hmac_sha256(&signing_key, string_to_sign.as_bytes()));
                     matched |= expected.as_bytes().ct_eq(self.signature.as_bytes());
@@ -1050,8 +1047,91 @@ fn build_canonical_request(
     out
 }
 
+/// `AWS4-HMAC-SHA256`, the timestamp, the credential scope and the hash of
+/// the canonical request, one a line.
+fn string_to_sign(timestamp: &str, credential_scope: &str, canonical_request: &[u8]) -> String {
+    format!(
+        "{ALGORITHM}\n{timestamp}\n{credential_scope}\n{}",
+        hex::encode(Sha256::digest(canonical_request))
+    )
+}
+
 fn is_sha256_hex(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+// ---------------------------------------------------------------- signing
+
+/// The keys an outgoing request is signed with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeys")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signs an outgoing request in the header form, with the same canonical
+/// request, string to sign and signing key the verifier rebuilds (one
+/// implementation, so what ecrd sends is what ecrd accepts). `req.headers`
+/// must hold `host` and every other header to sign; the answer is the
+/// headers to add: `x-amz-date`, `x-amz-security-token` (with a session
+/// token) and `authorization`. Every header of `req` is signed.
+pub fn sign(
+    req: &RequestParts<'_>,
+    keys: &SigningKeys,
+    region: &str,
+    service: &str,
+    now: OffsetDateTime,
+) -> Vec<(&'static str, String)> {
+    let timestamp = basic(now);
+    let date = &timestamp[..8];
+    let mut headers = req.headers.clone();
+    let mut added: Vec<(&'static str, String)> = vec![("x-amz-date", timestamp.clone())];
+    if let Some(token) = &keys.session_token {
+        added.push(("x-amz-security-token", token.clone()));
+    }
+    for (name, value) in &added {
+        if let Ok(v) = http::HeaderValue::from_str(value) {
+            headers.insert(*name, v);
+        }
+    }
+    let mut signed: Vec<String> = headers.keys().map(|k| k.as_str().to_string()).collect();
+    signed.sort();
+    signed.dedup();
+    let signed_headers = signed.join(";");
+    let path = percent_encode(normalize_path(req.path).as_bytes(), PATH_DOUBLE).to_string();
+    let query = canonical_query(&parse_query(req.query), false, false);
+    let payload = hex::encode(Sha256::digest(req.body));
+    let canonical_request = build_canonical_request(
+        req.method,
+        &path,
+        &query,
+        &canonical_headers(&headers, &signed),
+        &signed_headers,
+        &payload,
+    );
+    let credential_scope = format!("{date}/{region}/{service}/{TERMINATOR}");
+    let key = cached_signing_key(&keys.secret_access_key, date, region, service);
+    let signature = hex::encode(hmac_sha256(
+        &key,
+        string_to_sign(&timestamp, &credential_scope, &canonical_request).as_bytes(),
+    ));
+    added.push((
+        "authorization",
+        format!(
+            "{ALGORITHM} Credential={}/{credential_scope}, SignedHeaders={signed_headers}, Signature={signature}",
+            keys.access_key_id
+        ),
+    ));
+    added
 }
 
 // ---------------------------------------------------------------- crypto
@@ -2502,5 +2582,49 @@ mod tests {
         };
         let printed = format!("{lookup:?}");
         assert!(!printed.contains("s3cr3t") && !printed.contains("t0k3n"));
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_guide_and_passes_the_verifier() {
+        // The IAM ListUsers example: same headers, same time, same signature.
+        let mut req = iam_request(IAM_SIGNATURE);
+        let expected = req.headers.remove("authorization").unwrap();
+        req.headers.remove("x-amz-date");
+        let keys = SigningKeys {
+            access_key_id: AKID.into(),
+            secret_access_key: SECRET.into(),
+            session_token: None,
+        };
+        let added = sign(&req.parts(), &keys, "us-east-1", "iam", ts(EXAMPLE_TIME));
+        let authorization = added.iter().find(|(k, _)| *k == "authorization").unwrap();
+        assert_eq!(authorization.1, expected.to_str().unwrap());
+
+        // An ECR call with a session token verifies.
+        let mut req = with_headers(&[
+            ("host", "127.0.0.1:4566"),
+            ("content-type", "application/x-amz-json-1.1"),
+            (
+                "x-amz-target",
+                "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+            ),
+        ]);
+        req.method = "POST".into();
+        req.body = b"{}".to_vec();
+        let keys = SigningKeys {
+            session_token: Some("tok".into()),
+            ..keys
+        };
+        for (name, value) in sign(&req.parts(), &keys, "eu-west-1", "ecr", ts(EXAMPLE_TIME)) {
+            req.set(name, &value);
+        }
+        let lookup = |key: &str| {
+            (key == AKID).then(|| SecretLookup {
+                secret_access_key: SECRET.into(),
+                session_token: Some("tok".into()),
+            })
+        };
+        let verified = check(&req, "ecr", EXAMPLE_TIME, &lookup).unwrap();
+        assert_eq!(verified.region, "eu-west-1");
+        assert!(!format!("{keys:?}").contains(SECRET));
     }
 }

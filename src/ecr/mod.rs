@@ -53,7 +53,7 @@ pub struct Ecr {
     pub clock: Arc<Clock>,
     /// Orders garbage collection against the steps that make or use blobs
     /// before a record refers to them (see `gc`).
-    pub(crate) collection: tokio::sync::RwLock<()>,
+    pub(crate) collection: Arc<tokio::sync::RwLock<()>>,
     /// One collection at a time (they share `gc_watch`).
     pub(crate) collecting: tokio::sync::Mutex<()>,
     /// What was written to images, layer links and upload sessions while a
@@ -74,6 +74,10 @@ pub struct Ecr {
     pub tasks: overview::TaskLog,
     /// Upstream endpoints and secrets of the pull through cache.
     pub(crate) upstreams: std::sync::RwLock<pull_through::UpstreamSettings>,
+    /// Registry passwords of remote `ecr` upstreams, until they expire.
+    pub(crate) ecr_logins: crate::upstream::ecr_login::LoginCache,
+    /// Pull through imports and blob fetches in flight.
+    pub(crate) in_flight: pull_through::in_flight::InFlight,
     /// Host template for repository URIs (`{account}`, `{region}`, `{port}`).
     registry_host: String,
     /// How many upload sessions may be open (`upload_limits`).
@@ -95,7 +99,7 @@ impl Ecr {
             store: Arc::new(watched),
             blobs,
             clock,
-            collection: tokio::sync::RwLock::new(()),
+            collection: Arc::new(tokio::sync::RwLock::new(())),
             collecting: tokio::sync::Mutex::new(()),
             gc_watch,
             policies: authorize::PolicyCache::default(),
@@ -105,6 +109,8 @@ impl Ecr {
             scanner: scan_runs::Scanner::default(),
             tasks: overview::TaskLog::default(),
             upstreams: Default::default(),
+            ecr_logins: Default::default(),
+            in_flight: Default::default(),
             registry_host,
             upload_limits: upload_limits::UploadLimits::default(),
             public_host: "public.ecr.aws".to_string(),

@@ -20,8 +20,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{OciError, OciResult};
 use super::{empty_response, path, Ctx};
+use bytes::Bytes;
+
 use crate::ecr::images::Reference;
 use crate::ecr::manifest::{self, MAX_MANIFEST_BYTES};
+use crate::ecr::pull_through::cache::FetchedImage;
 
 /// The media types a client lists in its `Accept` headers, parameters dropped.
 fn accepted(headers: &HeaderMap) -> Vec<String> {
@@ -66,9 +69,24 @@ pub async fn get(
     let repo = path::repository(name)?;
     let reference = path::reference(reference)?;
     let ecr = &ctx.app.ecr;
-    ecr.pull_through_manifest(&ctx.caller, &ctx.scope, &repo, &reference)
+    let puller = (!head).then_some(ctx.caller.principal_arn.as_str());
+    // A manifest just fetched through the cache is answered while its
+    // image is still being imported (its pull is recorded at commit).
+    let importing = ecr
+        .pull_through_manifest(&ctx.caller, &ctx.scope, &repo, &reference, puller)
         .await?;
-    let mut image = ecr.get_image(&ctx.scope, &repo, &reference, None)?;
+    let from_cache = importing.is_none();
+    let image = match importing {
+        Some(fetched) => fetched,
+        None => {
+            let image = ecr.get_image(&ctx.scope, &repo, &reference, None)?;
+            FetchedImage {
+                digest: image.digest,
+                media_type: image.media_type,
+                manifest: Bytes::from(image.manifest),
+            }
+        }
+    };
     if let Reference::Tag(tag) = &reference {
         if !acceptable(&accepted(headers), &image.media_type) {
             return Err(OciError::manifest_unknown(format!(
@@ -77,13 +95,13 @@ pub async fn get(
             )));
         }
     }
-    if !head {
+    if let (Some(puller), true) = (puller, from_cache) {
         // The pull is recorded only once the client is sure to get the image.
-        image = ecr.get_image(
+        ecr.get_image(
             &ctx.scope,
             &repo,
-            &Reference::Digest(image.digest),
-            Some(&ctx.caller.principal_arn),
+            &Reference::Digest(image.digest.clone()),
+            Some(puller),
         )?;
     }
     let length = image.manifest.len();

@@ -11,7 +11,10 @@
 //! Bodies are streamed, never buffered whole (a layer can be gigabytes);
 //! only manifests, which are small and bounded, are read into memory.
 //! The module knows no ECR rule: it returns bytes and what the upstream
-//! said about them, and the domain decides.
+//! said about them, and the domain decides. An ECR upstream's Basic
+//! password comes from logging in first ([`ecr_login`]).
+
+pub mod ecr_login;
 
 use std::time::Duration;
 
@@ -89,6 +92,8 @@ pub struct RegistryClient {
     http: reqwest::Client,
     base: String,
     credentials: Option<Credentials>,
+    /// For an ECR upstream: the login that yields the Basic password.
+    login: Option<ecr_login::EcrLogin>,
 }
 
 /// A parsed `WWW-Authenticate` challenge.
@@ -156,21 +161,39 @@ fn challenge_params(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// How long an upstream may take to connect, and to send the next bytes
+/// of an answer: an upstream that stalls longer fails the fetch (and a
+/// background import with it, so the next pull starts again) instead of
+/// holding it forever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn http_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+}
+
 fn unreachable(e: reqwest::Error) -> UpstreamError {
     UpstreamError::Unreachable(format!("the upstream registry could not be reached: {e}"))
 }
 
 impl RegistryClient {
     pub fn new(base: &str, credentials: Option<Credentials>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+        let http = http_builder().build().unwrap_or_default();
         RegistryClient {
             http,
             base: base.trim_end_matches('/').to_string(),
             credentials,
+            login: None,
         }
+    }
+
+    /// The same client, answering a Basic challenge with the password an
+    /// ECR login yields (user `AWS`) instead of fixed credentials.
+    pub fn with_login(mut self, login: ecr_login::EcrLogin) -> Self {
+        self.login = Some(login);
+        self
     }
 
     /// A client for a registry named `host` that is reached at `addr` over
@@ -181,8 +204,7 @@ impl RegistryClient {
         addr: std::net::SocketAddr,
         credentials: Option<Credentials>,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+        let http = http_builder()
             .resolve(host, addr)
             .build()
             .unwrap_or_default();
@@ -190,16 +212,25 @@ impl RegistryClient {
             http,
             base: format!("http://{host}:{}", addr.port()),
             credentials,
+            login: None,
         }
     }
 
-    fn basic(&self) -> Option<String> {
-        self.credentials.as_ref().map(|c| {
+    /// The Basic `Authorization` value, if the client has credentials.
+    async fn basic(&self) -> Result<Option<String>, UpstreamError> {
+        let credentials = match &self.login {
+            Some(login) => Some(Credentials {
+                username: "AWS".to_string(),
+                password: login.password(&self.http).await?,
+            }),
+            None => self.credentials.clone(),
+        };
+        Ok(credentials.map(|c| {
             format!(
                 "Basic {}",
                 STANDARD.encode(format!("{}:{}", c.username, c.password))
             )
-        })
+        }))
     }
 
     /// Answers a challenge: the `Authorization` value to retry with.
@@ -209,7 +240,7 @@ impl RegistryClient {
         repository: Option<&str>,
     ) -> Result<String, UpstreamError> {
         match challenge {
-            Challenge::Basic => self.basic().ok_or_else(|| {
+            Challenge::Basic => self.basic().await?.ok_or_else(|| {
                 UpstreamError::Unauthorized(
                     "the upstream registry requires authentication and the rule has no credentials"
                         .to_string(),
@@ -231,7 +262,7 @@ impl RegistryClient {
                     query.push(("scope", s));
                 }
                 let mut request = self.http.get(realm).query(&query);
-                if let Some(basic) = self.basic() {
+                if let Some(basic) = self.basic().await? {
                     request = request.header(AUTHORIZATION, basic);
                 }
                 let response = request.send().await.map_err(unreachable)?;

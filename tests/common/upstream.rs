@@ -3,7 +3,7 @@
 //! memory, with anonymous, Basic or Bearer-token authentication (a token
 //! endpoint on the same server, as Docker Hub's `auth.docker.io` works), a
 //! switch that corrupts blob bodies, a gate that holds back the second half
-//! of every blob body until released, and a count of manifest GETs.
+//! of every blob body until released, and counts of manifest and blob GETs.
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)]
 
@@ -43,6 +43,7 @@ struct Shared {
     /// While closed (`Some`), blob bodies stop half way until it opens.
     blob_gate: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     manifest_gets: AtomicUsize,
+    blob_gets: AtomicUsize,
     token: String,
 }
 
@@ -75,6 +76,7 @@ impl Upstream {
             corrupt_blobs: AtomicBool::new(false),
             blob_gate: Mutex::new(None),
             manifest_gets: AtomicUsize::new(0),
+            blob_gets: AtomicUsize::new(0),
             token: format!("tok-{}", uuid::Uuid::new_v4()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -109,6 +111,11 @@ impl Upstream {
 
     pub fn manifest_gets(&self) -> usize {
         self.shared.manifest_gets.load(Ordering::SeqCst)
+    }
+
+    /// Blob GETs answered (each a fetch of the blob's body).
+    pub fn blob_gets(&self) -> usize {
+        self.shared.blob_gets.load(Ordering::SeqCst)
     }
 
     pub fn corrupt_blobs(&self, on: bool) {
@@ -314,6 +321,9 @@ async fn v2(
             return StatusCode::NOT_FOUND.into_response();
         };
         drop(content);
+        if method == Method::GET {
+            shared.blob_gets.fetch_add(1, Ordering::SeqCst);
+        }
         if shared.corrupt_blobs.load(Ordering::SeqCst) {
             if let Some(b) = bytes.last_mut() {
                 *b ^= 0xff;

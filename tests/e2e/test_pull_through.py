@@ -125,7 +125,14 @@ def test_a_pull_through_ecrd_fetches_from_the_upstream_once_and_then_serves_the_
 
     repo = ecr.describe_repositories(repositoryNames=["hub/library/busybox"])["repositories"][0]
     assert repo["repositoryName"] == "hub/library/busybox"
-    images = ecr.describe_images(repositoryName="hub/library/busybox")["imageDetails"]
+    # The manifest was answered before its blobs were all in: the image is
+    # committed by the background import once they are.
+    deadline = time.time() + 10
+    while True:
+        images = ecr.describe_images(repositoryName="hub/library/busybox")["imageDetails"]
+        if images or time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert [i["imageDigest"] for i in images] == [img.digest]
     assert images[0]["imageTags"] == ["1.36"]
 

@@ -116,43 +116,82 @@ pub async fn batch_get_image(
     // upstream first; what cannot be fetched is reported as not found (or,
     // when the repository itself never came to exist, as the upstream's
     // failure).
+    // An image whose manifest was just fetched is answered with it while
+    // its blobs are imported (and is not looked up in the cache).
     let mut upstream_failure = None;
-    for id in &ids {
+    let mut images = Vec::new();
+    let mut from_cache = Vec::new();
+    for id in ids {
         let reference = match (&id.digest, &id.tag) {
-            (Some(d), _) => crate::ecr::images::Reference::parse(d),
-            (None, Some(t)) => Ok(crate::ecr::images::Reference::Tag(t.clone())),
-            (None, None) => continue,
+            (Some(d), _) => crate::ecr::images::Reference::parse(d).ok(),
+            (None, Some(t)) => Some(crate::ecr::images::Reference::Tag(t.clone())),
+            (None, None) => None,
         };
-        let Ok(reference) = reference else { continue };
-        if let Err(e) = ctx
+        let Some(reference) = reference else {
+            from_cache.push(id);
+            continue;
+        };
+        match ctx
             .app
             .ecr
-            .pull_through_manifest(&ctx.caller, &scope, &repo, &reference)
+            .pull_through_manifest(
+                &ctx.caller,
+                &scope,
+                &repo,
+                &reference,
+                Some(&ctx.caller.principal_arn),
+            )
             .await
         {
-            upstream_failure.get_or_insert(e);
+            Ok(Some(fetched)) => images.push(Image {
+                registry_id: Some(scope.account.to_string()),
+                repository_name: Some(repo.to_string()),
+                image_id: Some(wire_id(ImageId::of(&fetched.digest, id.tag.as_deref()))),
+                image_manifest: Some(String::from_utf8_lossy(&fetched.manifest).into_owned()),
+                image_manifest_media_type: Some(fetched.media_type),
+            }),
+            Ok(None) => from_cache.push(id),
+            Err(e) => {
+                upstream_failure.get_or_insert(e);
+                from_cache.push(id);
+            }
         }
     }
     // acceptedMediaTypes: ECR answers with the manifest as stored when it
     // cannot convert it to an accepted type, and ecrd never converts.
-    let (found, failures) =
+    let (found, failures) = if from_cache.is_empty() && !images.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
         match ctx
             .app
             .ecr
-            .batch_get_images(&scope, &repo, &ids, &ctx.caller.principal_arn)
+            .batch_get_images(&scope, &repo, &from_cache, &ctx.caller.principal_arn)
         {
+            // The repository is made when the first import commits.
             Err(e) if e.kind == crate::ecr::error::ErrorKind::RepositoryNotFound => {
-                return Err(upstream_failure.unwrap_or(e))
+                if images.is_empty() {
+                    return Err(upstream_failure.unwrap_or(e));
+                }
+                let failures = from_cache
+                    .into_iter()
+                    .map(|id| ImageFailure {
+                        id,
+                        code: "ImageNotFound",
+                        reason: "Requested image not found".to_string(),
+                    })
+                    .collect();
+                (Vec::new(), failures)
             }
             other => other?,
-        };
+        }
+    };
+    images.extend(
+        found
+            .into_iter()
+            .map(|f| image_shape(&scope, repo.as_str(), f.id, f.image)),
+    );
     Ok(BatchGetImageResponse {
-        images: Some(
-            found
-                .into_iter()
-                .map(|f| image_shape(&scope, repo.as_str(), f.id, f.image))
-                .collect(),
-        ),
+        images: Some(images),
         failures: Some(wire_failures(failures)),
     })
 }

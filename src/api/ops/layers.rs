@@ -130,7 +130,7 @@ pub async fn get_download_url_for_layer(
     if let Ok(wanted) =
         crate::digest::Digest::parse(input.layer_digest.as_deref().unwrap_or_default())
     {
-        ecr.pull_through_blob(&ctx.caller, &scope, &repo, &wanted)
+        ecr.pull_through_layer(&ctx.caller, &scope, &repo, &wanted)
             .await?;
     }
     let digest = ecr

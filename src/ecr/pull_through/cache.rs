@@ -29,14 +29,28 @@
 //! blob store, and the response ends only once the store has verified the
 //! whole blob; a mismatch ends it with an error instead (the client sees a
 //! broken transfer, never a wrong blob that looks complete), and nothing is
-//! kept. A manifest is served once its image is stored, its blobs fetched
-//! four at a time.
+//! kept.
+//!
+//! A manifest is answered as soon as it is fetched and verified: its
+//! image's blobs are imported by a background task (four at a time), and
+//! the image record and tag are committed once every blob is stored, so an
+//! image never refers to a missing blob. Until then the import is in
+//! flight ([`super::in_flight`]): pulls of the same reference or digest are
+//! answered with its manifest and start nothing, and a blob the import is
+//! fetching is not fetched again: a client's GET of it waits until the
+//! import has stored it, then is served from the cache (a blob GET that
+//! comes first streams it through, and the import then uses what the GET
+//! stored). An import that fails (the upstream drops, a digest mismatch)
+//! commits nothing, no repository or layer link; the next pull starts
+//! again. The first pull of an image is recorded (lastRecordedPullTime)
+//! when its import commits.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use super::in_flight::BlobClaim;
 use super::{RuleRecord, ROOT};
 use crate::digest::Digest;
 use crate::ecr::caller::Caller;
@@ -62,6 +76,46 @@ pub struct StreamedBlob {
     /// The upstream's `Content-Length`, when it sent one.
     pub length: Option<u64>,
     pub body: ByteStream,
+}
+
+/// A manifest fetched from the upstream and verified: what a pull is
+/// answered with while its image is imported.
+#[derive(Debug, Clone)]
+pub struct FetchedImage {
+    pub digest: Digest,
+    pub media_type: String,
+    pub manifest: Bytes,
+}
+
+/// A background import: what it needs once the pull has been answered.
+struct Import {
+    client: RegistryClient,
+    upstream_repo: String,
+    scope: Scope,
+    repo: RepositoryName,
+    tag: Option<String>,
+    fetched: FetchedImage,
+    blobs: Vec<Digest>,
+    /// The principal whose pull (a GET, not a HEAD) started the import.
+    pulled_by: Option<String>,
+    /// When the tag was checked upstream.
+    checked_at_ms: i64,
+}
+
+/// The in-flight key of `reference` (a tag or a digest) in `repo`.
+fn in_flight_key(scope: &Scope, repo: &RepositoryName, reference: &str) -> String {
+    format!("{}{repo}\n{reference}", scope.key_prefix())
+}
+
+/// An upload of a blob streamed through, with what it holds until the blob
+/// is linked: `collection` shared and the blob's claim.
+struct StreamedUpload {
+    id: String,
+    scope: Scope,
+    repo: RepositoryName,
+    digest: Digest,
+    _publishing: tokio::sync::OwnedRwLockReadGuard<()>,
+    _claim: super::in_flight::BlobGuard,
 }
 
 /// How long a cached tag is served before the upstream is asked again.
@@ -115,21 +169,25 @@ enum Cached {
 }
 
 impl Ecr {
-    /// Makes sure the cache can answer a manifest pull of `repo` by
-    /// `reference`, fetching from the upstream when a rule covers `repo`.
-    /// Does nothing for a repository no rule covers.
+    /// Makes sure a manifest pull of `repo` by `reference` can be
+    /// answered, fetching from the upstream when a rule covers `repo` and
+    /// the cache does not hold it. `None`: answer from the cache (for a
+    /// repository no rule covers, always). `Some`: answer with this
+    /// manifest, whose image is being imported. `pulled_by` is the puller
+    /// to record once the import commits (`None` for a HEAD).
     pub async fn pull_through_manifest(
-        &self,
+        self: &Arc<Self>,
         caller: &Caller,
         scope: &Scope,
         repo: &RepositoryName,
         reference: &Reference,
-    ) -> EcrResult<()> {
+        pulled_by: Option<&str>,
+    ) -> EcrResult<Option<FetchedImage>> {
         let now = self.clock.now_ms();
         let (rule, cached, repo_exists) = {
             let tx = self.store.read()?;
             let Some(rule) = self.rule_for(&*tx, scope, repo.as_str())? else {
-                return Ok(());
+                return Ok(None);
             };
             let repo_exists = get_repository(&*tx, scope, repo).is_ok();
             let cached = match reference {
@@ -161,7 +219,7 @@ impl Ecr {
             (rule, cached, repo_exists)
         };
         if matches!(cached, Cached::Fresh) {
-            return Ok(());
+            return Ok(None);
         }
         let have_cached = matches!(cached, Cached::Stale(_));
         let mut actions = vec!["ecr:BatchImportUpstreamImage"];
@@ -170,17 +228,21 @@ impl Ecr {
         }
         if let Err(e) = self.authorize_all(caller, &actions, scope, Some(repo.as_str())) {
             // A caller who may not import still gets what is cached.
-            return if have_cached { Ok(()) } else { Err(e) };
+            return if have_cached { Ok(None) } else { Err(e) };
         }
-        let client = match self.upstream_client(scope, &rule) {
-            Ok(c) => c,
-            Err(e) => return if have_cached { Ok(()) } else { Err(e) },
-        };
-        let upstream_repo = upstream_repository(&rule, repo.as_str());
         let reference_text = match reference {
             Reference::Tag(t) => t.clone(),
             Reference::Digest(d) => d.to_string(),
         };
+        let key = in_flight_key(scope, repo, &reference_text);
+        if let Some(importing) = self.in_flight.image(&key) {
+            return Ok(Some(importing));
+        }
+        let client = match self.upstream_client(scope, &rule) {
+            Ok(c) => c,
+            Err(e) => return if have_cached { Ok(None) } else { Err(e) },
+        };
+        let upstream_repo = upstream_repository(&rule, repo.as_str());
         if let Cached::Stale(current) = &cached {
             match client
                 .manifest_digest(&upstream_repo, &reference_text)
@@ -188,31 +250,104 @@ impl Ecr {
             {
                 Ok(Some(d)) if d == current.to_string() => {
                     self.record_tag_check(scope, repo, &reference_text, now)?;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::info!(repository = %repo, error = %e, "upstream unavailable; serving the cached tag");
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         }
-        match self
-            .import_manifest(&client, &upstream_repo, scope, repo, reference)
+        let fetched = match self
+            .fetch_manifest(&client, &upstream_repo, repo, reference)
             .await
         {
-            Ok(()) => {
-                if let Reference::Tag(t) = reference {
-                    self.record_tag_check(scope, repo, t, now)?;
-                }
-                Ok(())
-            }
+            Ok(f) => f,
             Err(e) if have_cached => {
                 tracing::info!(repository = %repo, error = %e, "upstream refresh failed; serving the cached tag");
-                Ok(())
+                return Ok(None);
             }
-            Err(e) => Err(e),
+            Err(e) => return Err(e),
+        };
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.clone()),
+            Reference::Digest(_) => None,
+        };
+        let parsed = manifest::parse(&fetched.manifest, Some(&fetched.media_type))?;
+        let mut blobs: Vec<Digest> = parsed
+            .required_blobs()
+            .into_iter()
+            .map(|b| b.digest.clone())
+            .collect();
+        blobs.sort();
+        blobs.dedup();
+        let import = Import {
+            client,
+            upstream_repo,
+            scope: scope.clone(),
+            repo: repo.clone(),
+            tag,
+            fetched: fetched.clone(),
+            blobs,
+            pulled_by: pulled_by.map(str::to_string),
+            checked_at_ms: now,
+        };
+        if import.blobs.is_empty() {
+            // An index (or an artifact without blobs): nothing to wait for,
+            // so stored before the pull is answered.
+            self.import_blobs(&import).await?;
+            if let Some(t) = &import.tag {
+                self.record_tag_check(scope, repo, t, now)?;
+            }
+            return Ok(None);
         }
+        let mut keys = vec![key];
+        let digest_key = in_flight_key(scope, repo, &fetched.digest.to_string());
+        if !keys.contains(&digest_key) {
+            keys.push(digest_key);
+        }
+        let registered = match self.in_flight.begin_image(keys, &fetched, &import.blobs) {
+            Ok(guard) => guard,
+            // A concurrent pull fetched the same image first: share it.
+            Err(importing) => return Ok(Some(importing)),
+        };
+        let ecr = self.clone();
+        tokio::spawn(async move {
+            ecr.run_import(import).await;
+            // Only now, with the image committed (or given up), may a pull
+            // find neither the import nor the image and start again.
+            drop(registered);
+        });
+        Ok(Some(fetched))
+    }
+
+    /// Pull through imports whose manifest has been answered and whose
+    /// image is not committed yet.
+    pub fn pull_through_imports(&self) -> usize {
+        self.in_flight.images_in_flight()
+    }
+
+    /// A background import: its blobs, then its image; logged either way.
+    async fn run_import(&self, import: Import) {
+        let repo = &import.repo;
+        let digest = &import.fetched.digest;
+        if let Err(e) = self.import_blobs(&import).await {
+            tracing::warn!(repository = %repo, %digest, error = %e.message, "pull through import failed; the next pull tries again");
+            return;
+        }
+        if let Some(tag) = &import.tag {
+            if let Err(e) = self.record_tag_check(&import.scope, repo, tag, import.checked_at_ms) {
+                tracing::warn!(repository = %repo, error = %e.message, "recording the upstream tag check failed");
+            }
+        }
+        if let Some(puller) = &import.pulled_by {
+            let pulled = Reference::Digest(digest.clone());
+            if let Err(e) = self.get_image(&import.scope, repo, &pulled, Some(puller)) {
+                tracing::warn!(repository = %repo, error = %e.message, "recording the pull failed");
+            }
+        }
+        tracing::info!(repository = %repo, %digest, blobs = import.blobs.len(), "image imported through the cache");
     }
 
     /// Makes sure the cache holds a blob a pull of `repo` asks for, fetching
@@ -235,6 +370,23 @@ impl Ecr {
         self.ensure_cache_repository(&mut *tx, scope, repo)?;
         self.link_layer(&mut *tx, scope, repo, digest, size)?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// [`Ecr::pull_through_blob`] for GetDownloadUrlForLayer, which hands
+    /// out URLs only for layers an image uses: also waits until the imports
+    /// in flight in `repo` that need the layer have committed their image.
+    pub async fn pull_through_layer(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> EcrResult<()> {
+        self.pull_through_blob(caller, scope, repo, digest).await?;
+        self.in_flight
+            .wait_for_images_needing(&in_flight_key(scope, repo, ""), digest)
+            .await;
         Ok(())
     }
 
@@ -305,56 +457,81 @@ impl Ecr {
         let Some(rule) = self.blob_to_import(caller, scope, repo, digest)? else {
             return Ok(None);
         };
-        if self.blobs.size(digest).await?.is_some() {
-            // Stored for another repository: only the link is missing.
-            self.pull_through_blob(caller, scope, repo, digest).await?;
-            return Ok(None);
+        loop {
+            if self.blobs.size(digest).await?.is_some() {
+                // Stored (for another repository, or by the fetch waited
+                // for below): only the link is missing.
+                self.pull_through_blob(caller, scope, repo, digest).await?;
+                return Ok(None);
+            }
+            // Taken before the claim (the lock order of `in_flight`).
+            let publishing = self.collection.clone().read_owned().await;
+            let claim = match self.in_flight.claim_blob(digest) {
+                BlobClaim::Mine(claim) => claim,
+                theirs => {
+                    // An import is fetching it: wait, then serve the cache.
+                    drop(publishing);
+                    theirs.wait().await;
+                    continue;
+                }
+            };
+            if self.blobs.size(digest).await?.is_some() {
+                continue;
+            }
+            let client = self.upstream_client(scope, &rule)?;
+            let upstream_repo = upstream_repository(&rule, repo.as_str());
+            let fetched = client
+                .blob(&upstream_repo, &digest.to_string())
+                .await
+                .map_err(|e| layer_unavailable(digest, &e.to_string()))?;
+            let id = self.blobs.create_upload().await?;
+            let (to_store, from_client) =
+                tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(TEE_DEPTH);
+            let stored = tokio::spawn(self.clone().store_streamed_blob(
+                StreamedUpload {
+                    id,
+                    scope: scope.clone(),
+                    repo: repo.clone(),
+                    digest: digest.clone(),
+                    _publishing: publishing,
+                    _claim: claim,
+                },
+                from_client,
+            ));
+            return Ok(Some(StreamedBlob {
+                length: fetched.length,
+                body: tee(fetched.body, to_store, stored),
+            }));
         }
-        let client = self.upstream_client(scope, &rule)?;
-        let upstream_repo = upstream_repository(&rule, repo.as_str());
-        let fetched = client
-            .blob(&upstream_repo, &digest.to_string())
-            .await
-            .map_err(|e| layer_unavailable(digest, &e.to_string()))?;
-        let id = self.blobs.create_upload().await?;
-        let (to_store, from_client) =
-            tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(TEE_DEPTH);
-        let stored = tokio::spawn(self.clone().store_streamed_blob(
-            id,
-            from_client,
-            scope.clone(),
-            repo.clone(),
-            digest.clone(),
-        ));
-        Ok(Some(StreamedBlob {
-            length: fetched.length,
-            body: tee(fetched.body, to_store, stored),
-        }))
     }
 
     /// The blob store's side of [`Ecr::stream_blob_through`]: writes what
     /// the response passes on, verifies it and links it into the cache
-    /// repository. Holds `collection` until the blob is linked.
+    /// repository. Holds `collection` and the blob's claim until the blob
+    /// is linked (or refused).
     async fn store_streamed_blob(
         self: Arc<Self>,
-        id: String,
+        upload: StreamedUpload,
         mut chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-        scope: Scope,
-        repo: RepositoryName,
-        digest: Digest,
     ) -> EcrResult<()> {
-        let _publishing = self.collection.read().await;
+        let StreamedUpload {
+            id,
+            scope,
+            repo,
+            digest,
+            ..
+        } = &upload;
         let body: ByteStream = Box::pin(futures_util::stream::poll_fn(move |cx| {
             chunks.poll_recv(cx)
         }));
-        if let Err(e) = self.blobs.append_upload(&id, body).await {
-            let _ = self.blobs.cancel_upload(&id).await;
-            return Err(layer_unavailable(&digest, &e.to_string()));
+        if let Err(e) = self.blobs.append_upload(id, body).await {
+            let _ = self.blobs.cancel_upload(id).await;
+            return Err(layer_unavailable(digest, &e.to_string()));
         }
-        let size = self.finish_fetched(&id, &digest).await?;
+        let size = self.finish_fetched(id, digest).await?;
         let mut tx = self.store.write()?;
-        self.ensure_cache_repository(&mut *tx, &scope, &repo)?;
-        self.link_layer(&mut *tx, &scope, &repo, &digest, size)?;
+        self.ensure_cache_repository(&mut *tx, scope, repo)?;
+        self.link_layer(&mut *tx, scope, repo, digest, size)?;
         tx.commit()?;
         tracing::info!(repository = %repo, %digest, size, "blob cached while it was served");
         Ok(())
@@ -396,39 +573,55 @@ impl Ecr {
     }
 
     /// Streams one blob from the upstream into the blob store, verified
-    /// against its digest; returns its size. Already stored: nothing fetched.
-    /// The caller holds `collection` until the blob is linked.
+    /// against its digest; returns its size. Already stored: nothing
+    /// fetched. Being fetched by someone else (a client's GET streamed
+    /// through, another import): waits for that fetch instead of starting
+    /// another. The caller holds `collection` (taken before this claims the
+    /// blob) until the blob is linked.
     async fn fetch_blob(
         &self,
         client: &RegistryClient,
         upstream_repo: &str,
         digest: &Digest,
     ) -> EcrResult<u64> {
-        if let Some(size) = self.blobs.size(digest).await? {
-            return Ok(size);
+        loop {
+            if let Some(size) = self.blobs.size(digest).await? {
+                return Ok(size);
+            }
+            let _claim = match self.in_flight.claim_blob(digest) {
+                BlobClaim::Mine(claim) => claim,
+                theirs => {
+                    // Stored when it ends, or failed: look again.
+                    theirs.wait().await;
+                    continue;
+                }
+            };
+            // Stored by a fetch that ended just before the claim.
+            if let Some(size) = self.blobs.size(digest).await? {
+                return Ok(size);
+            }
+            let fetched = client
+                .blob(upstream_repo, &digest.to_string())
+                .await
+                .map_err(|e| layer_unavailable(digest, &e.to_string()))?;
+            let id = self.blobs.create_upload().await?;
+            if let Err(e) = self.blobs.append_upload(&id, fetched.body).await {
+                let _ = self.blobs.cancel_upload(&id).await;
+                return Err(layer_unavailable(digest, &e.to_string()));
+            }
+            return self.finish_fetched(&id, digest).await;
         }
-        let fetched = client
-            .blob(upstream_repo, &digest.to_string())
-            .await
-            .map_err(|e| layer_unavailable(digest, &e.to_string()))?;
-        let id = self.blobs.create_upload().await?;
-        if let Err(e) = self.blobs.append_upload(&id, fetched.body).await {
-            let _ = self.blobs.cancel_upload(&id).await;
-            return Err(layer_unavailable(digest, &e.to_string()));
-        }
-        self.finish_fetched(&id, digest).await
     }
 
-    /// Fetches a manifest (and, for an image, its blobs), verifies them and
-    /// stores them in the cache repository.
-    async fn import_manifest(
+    /// Fetches a manifest and verifies its digest (against the digest asked
+    /// for and the upstream's `Docker-Content-Digest`).
+    async fn fetch_manifest(
         &self,
         client: &RegistryClient,
         upstream_repo: &str,
-        scope: &Scope,
         repo: &RepositoryName,
         reference: &Reference,
-    ) -> EcrResult<()> {
+    ) -> EcrResult<FetchedImage> {
         let reference_text = match reference {
             Reference::Tag(t) => t.clone(),
             Reference::Digest(d) => d.to_string(),
@@ -467,28 +660,44 @@ impl Ecr {
             }
         }
         let parsed = manifest::parse(&fetched.bytes, fetched.media_type.as_deref())?;
-        let _publishing = self.collection.read().await;
-        type Fetch<'a> = std::pin::Pin<
-            Box<dyn std::future::Future<Output = EcrResult<(Digest, u64)>> + Send + 'a>,
-        >;
-        let fetches: Vec<Fetch<'_>> = parsed
-            .required_blobs()
-            .into_iter()
-            .map(|blob| blob.digest.clone())
-            .map(|digest| -> Fetch<'_> {
-                Box::pin(async move {
-                    let size = self.fetch_blob(client, upstream_repo, &digest).await?;
-                    Ok((digest, size))
-                })
-            })
-            .collect();
-        let sizes: Vec<(Digest, u64)> = futures_util::stream::iter(fetches)
-            .buffer_unordered(PARALLEL_BLOB_FETCHES)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<EcrResult<_>>()?;
+        Ok(FetchedImage {
+            digest,
+            media_type: parsed.media_type,
+            manifest: fetched.bytes,
+        })
+    }
+
+    /// Fetches an import's blobs (four at a time), then stores, in this
+    /// order, the repository and layer links and the image with its tag.
+    async fn import_blobs(&self, import: &Import) -> EcrResult<()> {
+        let Import {
+            client,
+            upstream_repo,
+            scope,
+            repo,
+            ..
+        } = import;
         {
+            let _publishing = self.collection.read().await;
+            type Fetch<'a> = std::pin::Pin<
+                Box<dyn std::future::Future<Output = EcrResult<(Digest, u64)>> + Send + 'a>,
+            >;
+            let fetches: Vec<Fetch<'_>> = import
+                .blobs
+                .iter()
+                .map(|digest| -> Fetch<'_> {
+                    Box::pin(async move {
+                        let size = self.fetch_blob(client, upstream_repo, digest).await?;
+                        Ok((digest.clone(), size))
+                    })
+                })
+                .collect();
+            let sizes: Vec<(Digest, u64)> = futures_util::stream::iter(fetches)
+                .buffer_unordered(PARALLEL_BLOB_FETCHES)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<EcrResult<_>>()?;
             let mut tx = self.store.write()?;
             self.ensure_cache_repository(&mut *tx, scope, repo)?;
             for (d, size) in &sizes {
@@ -496,18 +705,15 @@ impl Ecr {
             }
             tx.commit()?;
         }
-        drop(_publishing);
-        let tag = match reference {
-            Reference::Tag(t) => Some(t.as_str()),
-            Reference::Digest(_) => None,
-        };
+        // `collection` is released first: storing the image does not need
+        // it (its blobs are linked), and waiting for it here could stall.
         self.put_manifest_as(
             scope,
             repo,
-            tag,
-            Some(&digest),
-            &fetched.bytes,
-            fetched.media_type.as_deref(),
+            import.tag.as_deref(),
+            Some(&import.fetched.digest),
+            &import.fetched.manifest,
+            Some(&import.fetched.media_type),
             Origin::PullThroughCache,
         )?;
         Ok(())

@@ -29,6 +29,7 @@
 //! registry with `--upstream KIND=URL`.
 
 pub mod cache;
+pub mod in_flight;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,7 +43,9 @@ use serde::{Deserialize, Serialize};
 use super::error::{EcrError, EcrResult, ErrorKind};
 use super::names::{AccountId, Region, Scope};
 use super::{load, save, Ecr};
+use crate::auth::sigv4::SigningKeys;
 use crate::store::{ReadTxn, Table};
+use crate::upstream::ecr_login::EcrLogin;
 use crate::upstream::{Credentials, RegistryClient};
 
 /// The prefix that covers every repository no other rule covers.
@@ -95,12 +98,44 @@ pub struct Validation {
     pub failure: Option<String>,
 }
 
-/// A secret's value, as ECR's pull through cache secrets hold it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A secret's value, as ECR's pull through cache secrets hold it
+/// (`username`, `accessToken`), or, keyed by a role ARN, the AWS keys that
+/// stand for assuming the role toward a remote `ecr` upstream
+/// (`accessKeyId`, `secretAccessKey`, optional `sessionToken`).
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct SecretValue {
     pub username: Option<String>,
     #[serde(rename = "accessToken")]
     pub access_token: Option<String>,
+    #[serde(rename = "accessKeyId")]
+    pub access_key_id: Option<String>,
+    #[serde(rename = "secretAccessKey")]
+    pub secret_access_key: Option<String>,
+    #[serde(rename = "sessionToken")]
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("username", &self.username)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretValue {
+    /// The AWS keys the value holds, if it holds both halves.
+    fn signing_keys(&self) -> Option<SigningKeys> {
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Some(SigningKeys {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+                session_token: self.session_token.clone().filter(|t| !t.is_empty()),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Where upstreams are reached and the secrets their rules name: from
@@ -109,8 +144,13 @@ pub struct SecretValue {
 pub struct UpstreamSettings {
     /// Upstream kind → base URL (`http://127.0.0.1:5000`).
     pub endpoints: HashMap<String, String>,
-    /// Secret ARN → value.
+    /// Secret ARN (or role ARN) → value.
     pub secrets: HashMap<String, SecretValue>,
+    /// The ecrd process's own AWS keys (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`): how a remote `ecr`
+    /// upstream is logged in to when the secrets file has no keys for the
+    /// rule's role.
+    pub environment_keys: Option<SigningKeys>,
     /// This ecrd's own registry, where an `ecr` upstream
     /// (`<account>.dkr.ecr.<region>.amazonaws.com`) without an `--upstream
     /// ecr=` endpoint is found: another account or region of the same ecrd.
@@ -157,13 +197,18 @@ impl UpstreamSettings {
                 // A value that is not the expected object is kept as
                 // unreadable: a rule naming it fails as ECR fails on a
                 // secret it cannot decrypt.
-                let parsed = serde_json::from_value(value).unwrap_or(SecretValue {
-                    username: None,
-                    access_token: None,
-                });
+                let parsed = serde_json::from_value(value).unwrap_or_default();
                 settings.secrets.insert(arn, parsed);
             }
         }
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        settings.environment_keys = SecretValue {
+            access_key_id: env("AWS_ACCESS_KEY_ID"),
+            secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+            session_token: env("AWS_SESSION_TOKEN"),
+            ..SecretValue::default()
+        }
+        .signing_keys();
         Ok(settings)
     }
 }
@@ -277,6 +322,61 @@ fn decode_token(token: &str) -> EcrResult<String> {
                 "must be a nextToken returned by an earlier call",
             )
         })
+}
+
+/// An `ecr` upstream that is another ECR service (`--upstream ecr=URL`: a
+/// remote ecrd, which serves its control plane and registry on one port),
+/// logged in to as ECR logs in: GetAuthorizationToken in the upstream's
+/// region, signed with the keys that stand for the rule's role (ecrd has no
+/// STS to assume it): the secrets file's entry keyed by the `customRoleArn`,
+/// else the process's AWS environment keys. The registry is addressed
+/// under its ECR host name, so the remote picks the registry the rule names.
+fn remote_ecr_client(
+    rule: &RuleRecord,
+    endpoint: &str,
+    settings: &UpstreamSettings,
+    cache: &crate::upstream::ecr_login::LoginCache,
+) -> EcrResult<RegistryClient> {
+    let host = rule.upstream_registry_url.trim_end_matches('/');
+    let unavailable = |why: &str| {
+        EcrError::new(
+            ErrorKind::UnableToGetUpstreamImage,
+            format!("The upstream registry {host} cannot be used: {why}"),
+        )
+    };
+    let caps = ECR_URL
+        .captures(host)
+        .ok_or_else(|| unavailable("it is not an ECR registry URL"))?;
+    let region = caps[2].to_string();
+    let keys = rule
+        .custom_role_arn
+        .as_ref()
+        .and_then(|role| settings.secrets.get(role))
+        .and_then(SecretValue::signing_keys)
+        .or_else(|| settings.environment_keys.clone())
+        .ok_or_else(|| {
+            unavailable(
+                "no AWS keys for the rule's role in the secrets file, and none in the environment",
+            )
+        })?;
+    let login = EcrLogin {
+        endpoint: endpoint.to_string(),
+        region,
+        keys,
+        cache: cache.clone(),
+    };
+    // A plain-HTTP endpoint on an IP address is reached under the registry's
+    // host name (as ECR's registry is); any other is used as given.
+    let direct = endpoint.strip_prefix("http://").and_then(|rest| {
+        rest.trim_end_matches('/')
+            .parse::<std::net::SocketAddr>()
+            .ok()
+    });
+    let client = match direct {
+        Some(addr) => RegistryClient::resolving(host, addr, None),
+        None => RegistryClient::new(endpoint, None),
+    };
+    Ok(client.with_login(login))
 }
 
 impl Ecr {
@@ -564,7 +664,10 @@ impl Ecr {
         rule: &RuleRecord,
     ) -> EcrResult<RegistryClient> {
         let settings = self.upstream_settings();
-        if rule.upstream_registry == "ecr" && !settings.endpoints.contains_key("ecr") {
+        if rule.upstream_registry == "ecr" {
+            if let Some(endpoint) = settings.endpoints.get("ecr") {
+                return remote_ecr_client(rule, endpoint, &settings, &self.ecr_logins);
+            }
             if let Some(local) = &settings.local {
                 return self.local_ecr_client(scope, rule, local);
             }
