@@ -7,6 +7,7 @@ pub mod access;
 pub mod arn;
 pub mod authorize;
 pub(crate) mod background;
+pub mod bulk;
 pub mod caller;
 pub mod clock;
 pub mod error;

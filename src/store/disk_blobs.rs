@@ -983,7 +983,10 @@ mod tests {
             .collect();
         let digest = store.put(Bytes::from(content.clone())).await.unwrap();
         // A good copy streams whole, in order.
-        assert_eq!(&read_all(&store, &digest).await.unwrap().unwrap()[..], &content[..]);
+        assert_eq!(
+            &read_all(&store, &digest).await.unwrap().unwrap()[..],
+            &content[..]
+        );
         // One byte rots in the first chunk: the chunks before the last may
         // go out, the last never does, and the stream ends in an error.
         let mut rotten = content.clone();
