@@ -178,6 +178,8 @@ pub async fn fill(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::ecr::image_queries::ImageFilter;
     use crate::ecr::names::{AccountId, Region};

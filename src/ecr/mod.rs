@@ -17,6 +17,7 @@ pub mod image_queries;
 pub mod images;
 pub mod lifecycle;
 pub mod lifecycle_runs;
+mod lifecycle_view;
 pub mod manifest;
 pub mod names;
 pub mod overview;
