@@ -60,6 +60,16 @@ impl fmt::Display for DigestError {
 impl Digest {
     pub fn parse(s: &str) -> Result<Self, DigestError> {
         let (algorithm, hex) = s.split_once(':').ok_or(DigestError::Malformed)?;
+        // The common case in one pass (every stored record holds digests,
+        // so decoding a page of images parses hundreds): exactly what the
+        // general checks below accept for sha256.
+        let lower_hex = |h: &str| h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if algorithm == "sha256" && hex.len() == Algorithm::Sha256.hex_len() && lower_hex(hex) {
+            return Ok(Digest {
+                algorithm: Algorithm::Sha256,
+                hex: hex.to_string(),
+            });
+        }
         let grammar_ok = !algorithm.is_empty()
             && algorithm
                 .bytes()

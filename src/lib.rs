@@ -13,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod digest;
 pub mod ecr;
+pub mod fixture;
 pub mod health_check;
 pub mod listener;
 pub mod metrics;

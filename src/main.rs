@@ -1,6 +1,7 @@
 //! The `ecrd` command line: `ecrd serve [flags]`, `ecrd health` (a
 //! container's HEALTHCHECK), and `ecrd export` / `ecrd import` for state
-//! snapshots of a data directory (`ecrd::snapshot`).
+//! snapshots of a data directory (`ecrd::snapshot`), and `ecrd fixture`,
+//! which fills a data directory for scale benchmarks (`ecrd::fixture`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +43,30 @@ enum Command {
         /// The data directory to write (made when missing).
         #[arg(long, env = "ECRD_DATA_DIR")]
         data_dir: PathBuf,
+    },
+    /// Fill a data directory with a scale fixture: `--images` images in
+    /// repository `scale/images` and `--repositories` repositories in all,
+    /// pushed through the domain (for benchmarks; the server must not be
+    /// running on it).
+    Fixture {
+        /// The data directory to fill (made when missing).
+        #[arg(long, env = "ECRD_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Images in `scale/images`.
+        #[arg(long, default_value_t = 100_000)]
+        images: usize,
+        /// Repositories in the registry, `scale/images` included.
+        #[arg(long, default_value_t = 10_000)]
+        repositories: usize,
+        /// Images per metadata transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// The registry's account.
+        #[arg(long, default_value = "000000000000")]
+        account: String,
+        /// The registry's region.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
     },
 }
 
@@ -125,11 +150,55 @@ fn snapshot_command(command: Command) -> Result<(), String> {
                     .map(|_| ())
                     .map_err(|e| format!("{}: {e}; nothing was changed", snapshot.display()))
             }
+            Command::Fixture {
+                data_dir,
+                images,
+                repositories,
+                batch,
+                account,
+                region,
+            } => {
+                let (store, blobs) = open_data_dir(&data_dir)?;
+                let spec = ecrd::fixture::FixtureSpec {
+                    images,
+                    repositories,
+                    batch,
+                };
+                fixture(&handle, store, blobs, &account, &region, &spec)
+            }
             Command::Serve(_) | Command::Health(_) => Ok(()),
         })
         .await
         .map_err(|e| e.to_string())?
     })
+}
+
+/// `ecrd fixture`: fills the stores, printing progress to standard error
+/// and a JSON report to standard output.
+fn fixture(
+    handle: &tokio::runtime::Handle,
+    store: Arc<dyn ecrd::store::MetadataStore>,
+    blobs: Arc<dyn ecrd::store::blobs::BlobStore>,
+    account: &str,
+    region: &str,
+    spec: &ecrd::fixture::FixtureSpec,
+) -> Result<(), String> {
+    use ecrd::ecr::names::{AccountId, Region, Scope};
+    let scope = Scope::new(AccountId::parse(account)?, Region::parse(region)?);
+    let clock = Arc::new(ecrd::ecr::clock::Clock::default());
+    let ecr = ecrd::ecr::Ecr::new(store, blobs, clock, "localhost".to_string());
+    let total = spec.images;
+    let report = handle
+        .block_on(ecrd::fixture::fill(&ecr, &scope, spec, |n| {
+            eprint!("\rpushed {n}/{total} images");
+        }))
+        .map_err(|e| e.message)?;
+    eprintln!();
+    println!(
+        "{}",
+        serde_json::to_string(&report).map_err(|e| e.to_string())?
+    );
+    Ok(())
 }
 
 /// Request logs go through a background writer thread, so a slow terminal

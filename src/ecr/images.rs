@@ -163,6 +163,52 @@ fn blob_error(e: BlobError, upload_id: &str) -> EcrError {
     }
 }
 
+/// A manifest whose bytes passed every check that needs no records: the tag's
+/// shape, the manifest's syntax, UTF-8, and the digest the client expected.
+pub(crate) struct CheckedManifest {
+    parsed: ParsedManifest,
+    text: String,
+    digest: Digest,
+    /// The manifest's length in bytes.
+    len: usize,
+}
+
+/// Checks a pushed manifest before any transaction opens (see
+/// [`CheckedManifest`]).
+pub(crate) fn check_manifest(
+    tag: Option<&str>,
+    expected_digest: Option<&Digest>,
+    bytes: &Bytes,
+    declared_media_type: Option<&str>,
+) -> EcrResult<CheckedManifest> {
+    if let Some(tag) = tag {
+        check_tag(tag)?;
+    }
+    let parsed = manifest::parse(bytes, declared_media_type)?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| EcrError::invalid_parameter("imageManifest", "must be UTF-8 JSON"))?
+        .to_string();
+    let digest = match expected_digest {
+        Some(expected) => {
+            let computed = Digest::of(expected.algorithm(), bytes);
+            if &computed != expected {
+                return Err(EcrError::new(
+                    ErrorKind::ImageDigestDoesNotMatch,
+                    format!("The specified digest '{expected}' does not match the digest '{computed}' calculated for the manifest"),
+                ));
+            }
+            computed
+        }
+        None => Digest::sha256_of(bytes),
+    };
+    Ok(CheckedManifest {
+        parsed,
+        text,
+        digest,
+        len: bytes.len(),
+    })
+}
+
 impl Ecr {
     /// The repository, or RepositoryNotFoundException.
     pub fn repository(&self, scope: &Scope, name: &RepositoryName) -> EcrResult<RepositoryRecord> {
@@ -513,27 +559,38 @@ impl Ecr {
         origin: Origin,
     ) -> EcrResult<PushedImage> {
         self.repository_for_push(scope, repo)?;
-        if let Some(tag) = tag {
-            check_tag(tag)?;
-        }
-        let parsed = manifest::parse(bytes, declared_media_type)?;
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| EcrError::invalid_parameter("imageManifest", "must be UTF-8 JSON"))?
-            .to_string();
-        let digest = match expected_digest {
-            Some(expected) => {
-                let computed = Digest::of(expected.algorithm(), bytes);
-                if &computed != expected {
-                    return Err(EcrError::new(
-                        ErrorKind::ImageDigestDoesNotMatch,
-                        format!("The specified digest '{expected}' does not match the digest '{computed}' calculated for the manifest"),
-                    ));
-                }
-                computed
-            }
-            None => Digest::sha256_of(bytes),
-        };
+        let checked = check_manifest(tag, expected_digest, bytes, declared_media_type)?;
         let mut tx = self.store.write()?;
+        let (pushed, scan) = self.put_manifest_in(&mut *tx, scope, repo, tag, checked, origin)?;
+        if pushed.changed {
+            tx.commit()?;
+        }
+        if let Some(job) = scan {
+            self.scanner.enqueue(job);
+        }
+        Ok(pushed)
+    }
+
+    /// The part of a manifest push inside the metadata transaction: every
+    /// rule that reads or writes records (references present, immutable
+    /// tags, tag moves, referrers, scan on push, replication and signing
+    /// queues). The caller commits when the answer says `changed`, then
+    /// hands the scan job, if any, to the scanner.
+    pub(crate) fn put_manifest_in(
+        &self,
+        tx: &mut dyn WriteTxn,
+        scope: &Scope,
+        repo: &RepositoryName,
+        tag: Option<&str>,
+        checked: CheckedManifest,
+        origin: Origin,
+    ) -> EcrResult<(PushedImage, Option<super::scans::ScanJob>)> {
+        let CheckedManifest {
+            parsed,
+            text,
+            digest,
+            len,
+        } = checked;
         let repository = get_repository(&*tx, scope, repo)?;
         self.check_references(&*tx, scope, repo, &parsed, origin)?;
 
@@ -550,7 +607,7 @@ impl Ecr {
                 artifact_type: parsed.artifact_type.clone(),
                 tags: Vec::new(),
                 size_in_bytes: if parsed.is_index() {
-                    bytes.len() as i64
+                    len as i64
                 } else {
                     parsed.layer_bytes()
                 },
@@ -612,7 +669,7 @@ impl Ecr {
                 let descriptor = Descriptor {
                     media_type: parsed.media_type.clone(),
                     digest: digest.clone(),
-                    size: bytes.len() as i64,
+                    size: len as i64,
                     artifact_type: parsed.artifact_type.clone(),
                     annotations: parsed.annotations.clone(),
                     urls: None,
@@ -629,12 +686,8 @@ impl Ecr {
             if origin == Origin::Push {
                 self.enqueue_replication(&mut *tx, scope, repo, &digest, tag)?;
             }
-            tx.commit()?;
         }
-        if let Some(job) = scan {
-            self.scanner.enqueue(job);
-        }
-        Ok(PushedImage { image, changed })
+        Ok((PushedImage { image, changed }, scan))
     }
 
     fn check_references(

@@ -552,7 +552,7 @@ impl Ecr {
         };
         let policy = Policy::parse(&text)?;
         let now = now_ms(self);
-        let images = self.repository_images(scope, &repo)?;
+        let images = self.images_for_plan(scope, &repo)?;
         let preview = PreviewRecord {
             repository_created_ms: record.created_at_ms,
             policy_text: text.clone(),

@@ -96,7 +96,7 @@ pub struct ImageRecord {
     pub last_activated_ms: Option<i64>,
 }
 
-fn active() -> String {
+pub(crate) fn active() -> String {
     "ACTIVE".to_string()
 }
 

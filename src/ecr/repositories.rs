@@ -17,7 +17,7 @@ use super::error::{EcrError, EcrResult, ErrorKind};
 use super::names::{RepositoryName, Scope};
 use super::records::{RepositoryRecord, ResourceTag, TagFilter};
 use super::{load, save, Ecr};
-use crate::store::{ReadTxn, Table};
+use crate::store::{ReadTxn, Table, WriteTxn};
 
 /// Tags a resource may carry.
 pub const MAX_TAGS: usize = 50;
@@ -69,6 +69,26 @@ pub fn get_repository(
 
 /// The ARN of the AWS managed key `aws/ecr` of a registry. Real ECR names a
 /// key id that is fixed per account and region; derive a stable one.
+/// Stores a new repository's record, or RepositoryAlreadyExistsException.
+pub(crate) fn insert_repository_in(
+    tx: &mut dyn WriteTxn,
+    scope: &Scope,
+    record: &RepositoryRecord,
+) -> EcrResult<()> {
+    let key = repository_key(scope, &record.name);
+    if tx.get(Table::Repositories, &key)?.is_some() {
+        return Err(EcrError::new(
+            ErrorKind::RepositoryAlreadyExists,
+            format!(
+                "The repository with name '{}' already exists in the registry with id '{}'",
+                record.name, scope.account
+            ),
+        ));
+    }
+    save(tx, Table::Repositories, &key, record)?;
+    Ok(())
+}
+
 pub fn default_kms_key(scope: &Scope) -> String {
     let digest = Sha256::digest(format!("aws/ecr:{}:{}", scope.account, scope.region));
     let h = hex::encode(&digest[..16]);
@@ -218,6 +238,21 @@ impl Ecr {
         scope: &Scope,
         new: NewRepository,
     ) -> EcrResult<RepositoryRecord> {
+        let record = self.new_repository_record(scope, new)?;
+        let mut tx = self.store.write()?;
+        insert_repository_in(&mut *tx, scope, &record)?;
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// The record CreateRepository would store, once every setting is
+    /// checked (no record is read: the name's uniqueness is
+    /// [`insert_repository_in`]'s).
+    pub(crate) fn new_repository_record(
+        &self,
+        scope: &Scope,
+        new: NewRepository,
+    ) -> EcrResult<RepositoryRecord> {
         let name = parse_name(&new.name)?;
         let (tag_mutability, tag_mutability_exclusions) =
             tag_mutability_settings(new.tag_mutability, new.tag_mutability_exclusions)?;
@@ -247,19 +282,6 @@ impl Ecr {
             lifecycle_policy_updated_ms: None,
             lifecycle_last_evaluated_ms: None,
         };
-        let key = repository_key(scope, name.as_str());
-        let mut tx = self.store.write()?;
-        if tx.get(Table::Repositories, &key)?.is_some() {
-            return Err(EcrError::new(
-                ErrorKind::RepositoryAlreadyExists,
-                format!(
-                    "The repository with name '{}' already exists in the registry with id '{}'",
-                    name, scope.account
-                ),
-            ));
-        }
-        save(&mut *tx, Table::Repositories, &key, &record)?;
-        tx.commit()?;
         Ok(record)
     }
 
