@@ -12,10 +12,17 @@
 //! DIR/corrupt/           blobs whose content no longer matched their digest
 //! ```
 //!
-//! Metadata lives in one SQLite table, `kv(tbl, key, value)`, keyed by
-//! `(tbl, key)` WITHOUT ROWID, so the primary key is the ordered index a page
-//! of a listing walks: `scan` is a range query whose cost does not depend on
-//! how many rows the table holds. The database runs in WAL mode with
+//! Metadata lives in one SQLite table, `kv(tbl, key, value)`, with a unique
+//! index on `(tbl, key)`: the ordered index a page of a listing walks, so
+//! `scan` is a range query whose cost does not depend on how many rows the
+//! table holds. The values live in the rowid table beside it, not in the
+//! index: records are often bigger than a b-tree cell holds (image records
+//! of about 1.5 KB, lifecycle previews of megabytes), and a seek that meets
+//! an overflowing cell reads its whole overflow chain, so with the values in
+//! the index (schema version 1, `WITHOUT ROWID`) one large record slowed
+//! every look-up near it (tags/list from 0.3 to 18 ms beside a stored
+//! preview; `benches/scale_bench.py`). A version 1 directory is converted
+//! when opened. The database runs in WAL mode with
 //! `synchronous=FULL`: a commit returns only after the WAL is fsynced, so an
 //! acknowledged write survives SIGKILL and power loss.
 //!
@@ -38,7 +45,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use super::{Entry, MetadataStore, ReadTxn, StoreError, Table, WriteTxn};
 
 /// The layout version of a data directory (database schema and file layout).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of ecrd databases ("ecrd"), so a foreign SQLite
 /// file is recognised as such.
@@ -246,6 +253,15 @@ fn open_connection(db_path: &Path, read_only: bool) -> Result<Connection, StoreE
     Ok(conn)
 }
 
+/// The records' table (schema version 2): a rowid table, its `(tbl, key)`
+/// index holding only keys.
+const KV_TABLE: &str = "CREATE TABLE kv (
+    tbl TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    UNIQUE (tbl, key)
+);";
+
 fn init_schema(conn: &Connection, db_path: &Path) -> Result<(), StoreError> {
     let err = |e: rusqlite::Error| io_error("cannot initialise the metadata database", db_path, e);
     conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
@@ -271,15 +287,10 @@ fn init_schema(conn: &Connection, db_path: &Path) -> Result<(), StoreError> {
             conn.pragma_update(None, "application_id", APPLICATION_ID)
                 .map_err(err)?;
             conn.execute_batch(
-                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE kv (
-                     tbl TEXT NOT NULL,
-                     key TEXT NOT NULL,
-                     value BLOB NOT NULL,
-                     PRIMARY KEY (tbl, key)
-                 ) WITHOUT ROWID;",
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
             )
             .map_err(err)?;
+            conn.execute_batch(KV_TABLE).map_err(err)?;
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
                 params![SCHEMA_VERSION.to_string()],
@@ -297,6 +308,27 @@ fn init_schema(conn: &Connection, db_path: &Path) -> Result<(), StoreError> {
             .map_err(err)?;
         match version.as_deref().map(str::parse::<i64>) {
             Some(Ok(SCHEMA_VERSION)) => Ok(()),
+            Some(Ok(1)) => {
+                // Version 1 kept the values in the index (WITHOUT ROWID):
+                // copy them into a version 2 table, in this transaction.
+                conn.execute_batch(&format!(
+                    "ALTER TABLE kv RENAME TO kv_v1;
+                     {KV_TABLE}
+                     INSERT INTO kv (tbl, key, value) SELECT tbl, key, value FROM kv_v1 ORDER BY tbl, key;
+                     DROP TABLE kv_v1;"
+                ))
+                .map_err(err)?;
+                conn.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                    params![SCHEMA_VERSION.to_string()],
+                )
+                .map_err(err)?;
+                tracing::info!(
+                    database = %db_path.display(),
+                    "converted the metadata database from schema version 1 to {SCHEMA_VERSION}"
+                );
+                Ok(())
+            }
             Some(Ok(v)) => Err(StoreError(format!(
                 "data directory {} was written with schema version {v}, but this ecrd ({}) \
                  reads only version {SCHEMA_VERSION}; use the ecrd that wrote it, or a new directory",
@@ -469,7 +501,10 @@ impl ReadTxn for DiskWrite<'_> {
 impl WriteTxn for DiskWrite<'_> {
     fn put(&mut self, table: Table, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached("INSERT OR REPLACE INTO kv (tbl, key, value) VALUES (?1, ?2, ?3)")
+            .prepare_cached(
+                "INSERT INTO kv (tbl, key, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value",
+            )
             .and_then(|mut s| s.execute(params![table.name(), key, value]))
             .map(|_| ())
             .map_err(|e| self.store.db_error(e))
@@ -663,6 +698,52 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_directory_is_converted_keeping_every_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(tmp.path().join("metadata.db")).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            conn.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE kv (tbl TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+                                  PRIMARY KEY (tbl, key)) WITHOUT ROWID;
+                 INSERT INTO meta VALUES ('schema_version', '1');",
+            )
+            .unwrap();
+            for i in 0..50 {
+                conn.execute(
+                    "INSERT INTO kv VALUES (?1, ?2, ?3)",
+                    params!["images", format!("k{i:02}"), vec![i as u8; 3000]],
+                )
+                .unwrap();
+            }
+        }
+        let store = open(tmp.path());
+        let tx = store.read().unwrap();
+        let all = tx.scan(Table::Images, "k", None, 100).unwrap();
+        assert_eq!(all.len(), 50);
+        assert_eq!(all[7], ("k07".to_string(), vec![7u8; 3000]));
+        drop(tx);
+        let mut tx = store.write().unwrap();
+        tx.put(Table::Images, "k07", b"new".to_vec()).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            store.read().unwrap().get(Table::Images, "k07").unwrap(),
+            Some(b"new".to_vec())
+        );
+        let conn = store.reader().unwrap();
+        let version: String = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION.to_string());
+    }
+
+    #[test]
     fn unknown_schema_version_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         drop(open(tmp.path()));
@@ -777,7 +858,9 @@ mod tests {
             .unwrap();
         let plan = plan.join("; ");
         assert!(
-            plan.contains("SEARCH kv USING PRIMARY KEY (tbl=? AND key>? AND key<?)"),
+            plan.contains(
+                "SEARCH kv USING INDEX sqlite_autoindex_kv_1 (tbl=? AND key>? AND key<?)"
+            ),
             "{plan}"
         );
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
