@@ -38,17 +38,12 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHES = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCHES))
+from common import cpu_model  # noqa: E402
 
 
 def machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     mem = ""
     try:
         kib = int(Path("/proc/meminfo").read_text().split()[1])

@@ -43,7 +43,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO_ROOT, ecrd_binary, start_ecrd, stop  # noqa: E402
+from common import REPO_ROOT, cpu_model, ecrd_binary, start_ecrd, stop  # noqa: E402
 
 TARGET = "AmazonEC2ContainerRegistry_V20150921."
 REPO = "scale/images"
@@ -289,14 +289,7 @@ def startup_seconds(binary: Path, fixture: Path, runs: int, log) -> float:
 
 
 def machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return f"{model or platform.processor()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 

@@ -757,14 +757,7 @@ impl BlobStore for DiskBlobStore {
                 return Ok(Some(true));
             }
             known_good.forget(&expected);
-            let moved_to = disk_read::quarantine(&path, &corrupt, &expected);
-            tracing::error!(
-                blob = %expected,
-                path = %path.display(),
-                content = %computed,
-                moved_to = ?moved_to,
-                "scrub: blob content does not match its digest; it is set aside as corrupt"
-            );
+            disk_read::set_aside(&path, &corrupt, &expected, &computed);
             Ok(Some(false))
         })
         .await

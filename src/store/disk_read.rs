@@ -190,14 +190,7 @@ fn verdict(path: &Path, check: &Check, hasher: Hasher) -> Option<std::io::Error>
     if computed == check.expected {
         return None;
     }
-    let moved_to = quarantine(path, &check.corrupt_dir, &check.expected);
-    tracing::error!(
-        blob = %check.expected,
-        path = %path.display(),
-        content = %computed,
-        moved_to = ?moved_to,
-        "blob content does not match its digest; it is set aside as corrupt"
-    );
+    set_aside(path, &check.corrupt_dir, &check.expected, &computed);
     Some(std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         format!(
@@ -208,9 +201,22 @@ fn verdict(path: &Path, check: &Check, hasher: Hasher) -> Option<std::io::Error>
     ))
 }
 
+/// Moves a blob whose content has digest `computed` instead of its own out
+/// of the way (`quarantine`) and says so in the log.
+pub fn set_aside(path: &Path, corrupt_dir: &Path, expected: &Digest, computed: &Digest) {
+    let moved_to = quarantine(path, corrupt_dir, expected);
+    tracing::error!(
+        blob = %expected,
+        path = %path.display(),
+        content = %computed,
+        moved_to = ?moved_to,
+        "blob content does not match its digest; it is set aside as corrupt"
+    );
+}
+
 /// Moves a corrupt blob out of the way, so it reads as absent and can be
 /// pushed again; returns where it went.
-pub fn quarantine(path: &Path, corrupt_dir: &Path, digest: &Digest) -> Option<PathBuf> {
+fn quarantine(path: &Path, corrupt_dir: &Path, digest: &Digest) -> Option<PathBuf> {
     std::fs::create_dir_all(corrupt_dir).ok()?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
