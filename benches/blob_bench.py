@@ -299,19 +299,24 @@ def headers_for(server: Server, extra: dict | None = None) -> dict:
     return h
 
 
-def push(server: Server, conn: http.client.HTTPConnection, data, offset: int, size: int,
-         digest: str, tails: list | None = None) -> float:
-    """One monolithic push; returns seconds from the POST to the PUT's answer.
-    Appends to `tails` the seconds from the body's last byte handed to the
-    kernel to the answer (the server's finishing work: verify, fsync, ...)."""
-    t0 = time.perf_counter()
+def start_upload(server: Server, conn: http.client.HTTPConnection) -> str:
+    """`POST /v2/<repo>/blobs/uploads/`; returns the upload's Location."""
     conn.request("POST", f"/v2/{REPO_NAME}/blobs/uploads/", body=b"",
                  headers=headers_for(server, {"Content-Length": "0"}))
     r = conn.getresponse()
     r.read()
     if r.status != 202:
         raise RuntimeError(f"POST uploads: {r.status} {r.reason}")
-    loc = urllib.parse.urlsplit(r.getheader("Location"))
+    return r.getheader("Location")
+
+
+def push(server: Server, conn: http.client.HTTPConnection, data, offset: int, size: int,
+         digest: str, tails: list | None = None) -> float:
+    """One monolithic push; returns seconds from the POST to the PUT's answer.
+    Appends to `tails` the seconds from the body's last byte handed to the
+    kernel to the answer (the server's finishing work: verify, fsync, ...)."""
+    t0 = time.perf_counter()
+    loc = urllib.parse.urlsplit(start_upload(server, conn))
     sep = "&" if loc.query else "?"
     url = f"{loc.path}{'?' + loc.query if loc.query else ''}{sep}digest={digest}"
     conn.putrequest("PUT", url, skip_accept_encoding=True)
@@ -340,13 +345,7 @@ def push_chunked(server: Server, conn: http.client.HTTPConnection, data, offset:
     bytes, then PUT with the digest; returns seconds from the POST to the
     PUT's answer."""
     t0 = time.perf_counter()
-    conn.request("POST", f"/v2/{REPO_NAME}/blobs/uploads/", body=b"",
-                 headers=headers_for(server, {"Content-Length": "0"}))
-    r = conn.getresponse()
-    r.read()
-    if r.status != 202:
-        raise RuntimeError(f"POST uploads: {r.status} {r.reason}")
-    location = r.getheader("Location")
+    location = start_upload(server, conn)
     sent_total = 0
     while sent_total < size:
         n = min(chunk, size - sent_total)

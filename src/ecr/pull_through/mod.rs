@@ -324,6 +324,23 @@ fn decode_token(token: &str) -> EcrResult<String> {
         })
 }
 
+/// Why an upstream cannot be used, as the pull that needed it is told.
+fn upstream_unusable(host: &str, why: &str) -> EcrError {
+    EcrError::new(
+        ErrorKind::UnableToGetUpstreamImage,
+        format!("The upstream registry {host} cannot be used: {why}"),
+    )
+}
+
+/// The account and region an ECR upstream's host name
+/// (`<account>.dkr.ecr.<region>.amazonaws.com`) names.
+fn ecr_upstream_of(host: &str) -> EcrResult<(String, String)> {
+    let caps = ECR_URL
+        .captures(host)
+        .ok_or_else(|| upstream_unusable(host, "it is not an ECR registry URL"))?;
+    Ok((caps[1].to_string(), caps[2].to_string()))
+}
+
 /// An `ecr` upstream that is another ECR service (`--upstream ecr=URL`: a
 /// remote ecrd, which serves its control plane and registry on one port),
 /// logged in to as ECR logs in: GetAuthorizationToken in the upstream's
@@ -338,16 +355,8 @@ fn remote_ecr_client(
     cache: &crate::upstream::ecr_login::LoginCache,
 ) -> EcrResult<RegistryClient> {
     let host = rule.upstream_registry_url.trim_end_matches('/');
-    let unavailable = |why: &str| {
-        EcrError::new(
-            ErrorKind::UnableToGetUpstreamImage,
-            format!("The upstream registry {host} cannot be used: {why}"),
-        )
-    };
-    let caps = ECR_URL
-        .captures(host)
-        .ok_or_else(|| unavailable("it is not an ECR registry URL"))?;
-    let region = caps[2].to_string();
+    let unavailable = |why: &str| upstream_unusable(host, why);
+    let (_, region) = ecr_upstream_of(host)?;
     let keys = rule
         .custom_role_arn
         .as_ref()
@@ -697,17 +706,10 @@ impl Ecr {
         local: &LocalRegistry,
     ) -> EcrResult<RegistryClient> {
         let host = rule.upstream_registry_url.trim_end_matches('/');
-        let unavailable = |why: &str| {
-            EcrError::new(
-                ErrorKind::UnableToGetUpstreamImage,
-                format!("The upstream registry {host} cannot be used: {why}"),
-            )
-        };
-        let caps = ECR_URL
-            .captures(host)
-            .ok_or_else(|| unavailable("it is not an ECR registry URL"))?;
-        let region = Region::parse(&caps[2]).map_err(|e| unavailable(&e))?;
-        let upstream_account = AccountId::parse(&caps[1]).map_err(|e| unavailable(&e))?;
+        let unavailable = |why: &str| upstream_unusable(host, why);
+        let (account, region) = ecr_upstream_of(host)?;
+        let region = Region::parse(&region).map_err(|e| unavailable(&e))?;
+        let upstream_account = AccountId::parse(&account).map_err(|e| unavailable(&e))?;
         if upstream_account == scope.account && region == scope.region {
             return Err(unavailable("it is this registry"));
         }
