@@ -27,6 +27,8 @@ pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod sts;
+#[doc(hidden)]
+pub mod test_support;
 pub mod tls;
 pub mod upstream;
 

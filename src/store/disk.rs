@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{Entry, MetadataStore, ReadTxn, StoreError, Table, WriteTxn};
+use super::{prefix_upper_bound, Entry, MetadataStore, ReadTxn, StoreError, Table, WriteTxn};
 
 /// The layout version of a data directory (database schema and file layout).
 pub const SCHEMA_VERSION: i64 = 2;
@@ -348,25 +348,6 @@ fn init_schema(conn: &Connection, db_path: &Path) -> Result<(), StoreError> {
             Err(e)
         }
     }
-}
-
-/// The smallest string greater than every string starting with `prefix`, or
-/// None when there is none (empty prefix). Strings compare bytewise in both
-/// Rust and SQLite (BINARY collation over UTF-8), which orders them by code
-/// point, so bumping the last character that can be bumped is enough.
-fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let mut next = last as u32 + 1;
-        while next <= char::MAX as u32 {
-            if let Some(c) = char::from_u32(next) {
-                chars.push(c);
-                return Some(chars.into_iter().collect());
-            }
-            next += 1; // skip the surrogate range
-        }
-    }
-    None
 }
 
 fn get_in(conn: &Connection, table: Table, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {

@@ -15,6 +15,7 @@ pub mod disk_blobs;
 pub mod disk_read;
 pub mod memory;
 pub mod memory_blobs;
+pub mod postgres;
 pub mod tables;
 pub mod watched;
 
@@ -228,4 +229,23 @@ pub trait MetadataStore: Send + Sync {
     fn clear(&self) -> Result<(), StoreError>;
     /// A short name for health output: `memory` or `disk`.
     fn backend(&self) -> &'static str;
+}
+
+/// The smallest string greater than every string starting with `prefix`, or
+/// None when there is none (empty prefix). Strings compare bytewise in Rust,
+/// SQLite (BINARY collation over UTF-8) and PostgreSQL (the "C" collation), which orders them by code
+/// point, so bumping the last character that can be bumped is enough.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        while next <= char::MAX as u32 {
+            if let Some(c) = char::from_u32(next) {
+                chars.push(c);
+                return Some(chars.into_iter().collect());
+            }
+            next += 1; // skip the surrogate range
+        }
+    }
+    None
 }
