@@ -46,6 +46,14 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Keep the metadata (repositories, images, tags, policies: every
+    /// record but blob bytes) in this PostgreSQL database instead,
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, so several ecrd
+    /// replicas can share it. Blobs then need `--data-dir` (or a shared
+    /// blob store); the token secret is kept in the database.
+    #[arg(long = "metadata", env = "ECRD_METADATA_URL", value_name = "URL")]
+    pub metadata_url: Option<String>,
+
     /// Host (and port) that repository URIs and `proxyEndpoint` name.
     /// `{account}`, `{region}` and `{port}` are replaced, so
     /// `{account}.dkr.ecr.{region}.amazonaws.com` gives AWS-shaped URIs.
@@ -305,6 +313,7 @@ impl ServeConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             data_dir: None,
+            metadata_url: None,
             registry_host: None,
             public_port: None,
             public_host: None,

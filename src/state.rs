@@ -22,6 +22,7 @@ use crate::store::disk::{DataDir, DiskStore};
 use crate::store::disk_blobs::DiskBlobStore;
 use crate::store::memory::MemoryStore;
 use crate::store::memory_blobs::MemoryBlobStore;
+use crate::store::postgres::PostgresStore;
 use crate::store::{MetadataStore, StoreError};
 
 /// Everything a request handler can reach.
@@ -91,10 +92,25 @@ impl AppState {
             Some(path) => Some(DataDir::open(path)?),
             None => None,
         };
-        let tokens = match (&config.token_secret, &data_dir) {
-            (Some(secret), _) => TokenSigner::new(secret.as_bytes().to_vec()),
-            (None, Some(dir)) => TokenSigner::new(dir.token_secret()?),
-            (None, None) => TokenSigner::random(),
+        let shared_metadata = match &config.metadata_url {
+            Some(url) => {
+                if data_dir.is_none() {
+                    return Err(StartError::Store(StoreError(
+                        "--metadata needs somewhere durable for the blobs too: add --data-dir"
+                            .to_string(),
+                    )));
+                }
+                Some(Arc::new(PostgresStore::open(url)?))
+            }
+            None => None,
+        };
+        // Replicas on one database sign with the secret kept in it, so a
+        // registry password or layer URL from one is good on the others.
+        let tokens = match (&config.token_secret, &shared_metadata, &data_dir) {
+            (Some(secret), _, _) => TokenSigner::new(secret.as_bytes().to_vec()),
+            (None, Some(store), _) => TokenSigner::new(store.token_secret()?),
+            (None, None, Some(dir)) => TokenSigner::new(dir.token_secret()?),
+            (None, None, None) => TokenSigner::random(),
         };
         let registry_host = config
             .registry_host
@@ -103,7 +119,10 @@ impl AppState {
             .replace("{port}", &port.to_string());
         let (store, blobs): (Arc<dyn MetadataStore>, Arc<dyn BlobStore>) = match data_dir {
             Some(dir) => (
-                Arc::new(DiskStore::open(dir.clone())?),
+                match shared_metadata {
+                    Some(store) => store,
+                    None => Arc::new(DiskStore::open(dir.clone())?),
+                },
                 Arc::new(DiskBlobStore::open(dir)?),
             ),
             None => (

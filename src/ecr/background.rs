@@ -6,7 +6,34 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::error::EcrResult;
+use super::error::{EcrError, EcrResult, ErrorKind};
+use super::Ecr;
+use crate::store::fleet::FleetTask;
+
+/// Runs `run` if this process leads `task` among the replicas sharing its
+/// store (a store of one process: always), holding the leadership until it
+/// ends; None when another replica leads it. A replica that dies mid-run
+/// loses the leadership with its connection, and the next interval runs on
+/// another.
+pub(crate) async fn if_leading<T>(
+    ecr: &Ecr,
+    task: FleetTask,
+    run: impl Future<Output = EcrResult<T>>,
+) -> EcrResult<Option<T>> {
+    let lead = if ecr.store.is_shared() {
+        let store = ecr.store.clone();
+        tokio::task::spawn_blocking(move || store.lead(task))
+            .await
+            .map_err(|e| EcrError::new(ErrorKind::Server, e.to_string()))??
+    } else {
+        ecr.store.lead(task)?
+    };
+    let Some(_lead) = lead else {
+        tracing::trace!(task = task.name(), "another replica leads this task");
+        return Ok(None);
+    };
+    run.await.map(Some)
+}
 
 /// Calls `run` every `every` (the first time one interval from now) until
 /// the calling task is aborted, handing each successful result to `done`.
@@ -49,7 +76,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::ecr::error::{EcrError, ErrorKind};
 
     /// A run that panics and one that fails do not stop the runs after them.
     #[tokio::test]

@@ -53,7 +53,7 @@ impl Ecr {
         self.repository_for_push(scope, repo)?;
         // A stored blob nothing links to yet looks orphaned to garbage
         // collection, which waits for this guard (see `gc`).
-        let _publishing = self.collection.read().await;
+        let _publishing = self.collection.read().await?;
         // Several at once: a disk store syncs each blob file, and those
         // waits overlap.
         let stored: Vec<(Digest, u64)> = futures_util::stream::iter(blobs)

@@ -86,6 +86,7 @@ use super::records::{ImageRecord, LayerRecord, UploadRecord};
 use super::{load, Ecr};
 use crate::digest::Digest;
 use crate::store::blobs::{BlobError, BlobStat, UploadStat};
+use crate::store::fleet::FleetTask;
 use crate::store::{ReadTxn, Table};
 
 /// Entries read per scan call.
@@ -194,20 +195,26 @@ impl Ecr {
         let _one_at_a_time = self.collecting.lock().await;
         // Step 1 (see the module documentation): watch, then let the steps
         // in flight commit.
-        self.gc_watch.start();
+        self.gc_watch.start()?;
         let planned = self.plan_watched(grace).await;
         let (cutoff, uploads, blobs, plan) = match planned {
             Ok(planned) => planned,
             Err(e) => {
-                self.gc_watch.stop();
+                let _ = self.gc_watch.stop();
                 return Err(e);
             }
         };
         // Step 3.
-        let _exclusive = self.collection.write().await;
+        let _exclusive = self.collection.write().await?;
         // A session written since the watch began is in use, whatever the
         // snapshot said (its data may have been made after the listing).
-        let fresh_uploads = self.gc_watch.keys_of(Table::Uploads);
+        let fresh_uploads = match self.gc_watch.keys_of(Table::Uploads) {
+            Ok(keys) => keys,
+            Err(e) => {
+                let _ = self.gc_watch.stop();
+                return Err(e.into());
+            }
+        };
         let mut plan = plan;
         plan.sessions.retain(|(id, _)| !fresh_uploads.contains(id));
         plan.orphans.retain(|id| !fresh_uploads.contains(id));
@@ -215,7 +222,9 @@ impl Ecr {
         let confirmed = tokio::task::spawn_blocking(move || ecr.confirm(cutoff, plan))
             .await
             .map_err(|e| EcrError::new(ErrorKind::Server, format!("collection failed: {e}")));
-        let written = self.gc_watch.stop();
+        // After the confirming transaction: what another replica commits
+        // later cannot name a blob planned here (see "Races").
+        let written = self.gc_watch.stop()?;
         let (mut plan, unlinked, ended) = confirmed??;
         let mut written_uploads: HashSet<String> = HashSet::new();
         for (table, key, value) in written {
@@ -294,7 +303,7 @@ impl Ecr {
         self: &Arc<Self>,
         grace: Duration,
     ) -> EcrResult<(i64, Vec<UploadStat>, Vec<BlobStat>, Plan)> {
-        drop(self.collection.write().await);
+        drop(self.collection.write().await?);
         let now_ms = (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
         let cutoff = now_ms.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
         let uploads = self.blobs.list_uploads().await?;
@@ -448,9 +457,17 @@ pub async fn run_periodically(ecr: Arc<Ecr>, every: Duration, grace: Duration) {
         "garbage collection",
         move || {
             let ecr = ecr.clone();
-            async move { ecr.collect_garbage(grace).await }
+            async move {
+                super::background::if_leading(
+                    &ecr,
+                    FleetTask::GarbageCollection,
+                    ecr.collect_garbage(grace),
+                )
+                .await
+            }
         },
-        |report: GcReport| {
+        |report: Option<GcReport>| {
+            let Some(report) = report else { return };
             if !report.blobs_deleted.is_empty() || !report.uploads_removed.is_empty() {
                 tracing::info!(
                     blobs = report.blobs_deleted.len(),

@@ -224,7 +224,7 @@ impl Ecr {
         self.make_room_for_upload(scope, repo).await?;
         // Until its record commits, the new upload's data would look
         // orphaned to garbage collection, which therefore waits (see `gc`).
-        let _publishing = self.collection.read().await;
+        let _publishing = self.collection.read().await?;
         let id = self.blobs.create_upload().await?;
         let record = UploadRecord {
             id: id.clone(),
@@ -320,7 +320,7 @@ impl Ecr {
         // From the blob being stored (or found already stored) until its
         // link commits, nothing refers to it: garbage collection waits until
         // the link is there (see `gc`).
-        let _publishing = self.collection.read().await;
+        let _publishing = self.collection.read().await?;
         let result = self.blobs.finish_upload(id, digest).await;
         let mut tx = self.store.write()?;
         tx.delete(Table::Uploads, id)?;
@@ -431,7 +431,7 @@ impl Ecr {
             return Ok(None);
         }
         // The blob seen present stays so until the new link commits (see `gc`).
-        let _publishing = self.collection.read().await;
+        let _publishing = self.collection.read().await?;
         let Some(size) = self.blobs.size(digest).await? else {
             return Ok(None);
         };

@@ -1038,19 +1038,27 @@ pub async fn run_periodically(ecr: Arc<Ecr>, every: Duration) {
         move || {
             let ecr = ecr.clone();
             async move {
-                // Off the async workers: a run reads every repository.
-                match tokio::task::spawn_blocking(move || {
-                    ecr.run_lifecycle(&LifecycleTarget::default())
-                })
-                .await
-                {
-                    Ok(result) => result,
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    Err(e) => Err(EcrError::new(ErrorKind::Server, e.to_string())),
-                }
+                let run = {
+                    let ecr = ecr.clone();
+                    async move {
+                        // Off the async workers: a run reads every repository.
+                        match tokio::task::spawn_blocking(move || {
+                            ecr.run_lifecycle(&LifecycleTarget::default())
+                        })
+                        .await
+                        {
+                            Ok(result) => result,
+                            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                            Err(e) => Err(EcrError::new(ErrorKind::Server, e.to_string())),
+                        }
+                    }
+                };
+                super::background::if_leading(&ecr, crate::store::fleet::FleetTask::Lifecycle, run)
+                    .await
             }
         },
-        |report: LifecycleRunReport| {
+        |report: Option<LifecycleRunReport>| {
+            let Some(report) = report else { return };
             tracing::debug!(
                 repositories = report.repositories_evaluated,
                 actions = report.actions.len(),

@@ -10,6 +10,7 @@ pub(crate) mod background;
 pub mod bulk;
 pub mod caller;
 pub mod clock;
+pub(crate) mod collection_lock;
 pub mod error;
 pub mod exclusions;
 pub mod gc;
@@ -55,7 +56,7 @@ pub struct Ecr {
     pub clock: Arc<Clock>,
     /// Orders garbage collection against the steps that make or use blobs
     /// before a record refers to them (see `gc`).
-    pub(crate) collection: Arc<tokio::sync::RwLock<()>>,
+    pub(crate) collection: collection_lock::CollectionLock,
     /// One collection at a time (they share `gc_watch`).
     pub(crate) collecting: tokio::sync::Mutex<()>,
     /// What was written to images, layer links and upload sessions while a
@@ -95,13 +96,14 @@ impl Ecr {
         clock: Arc<Clock>,
         registry_host: String,
     ) -> Self {
+        let collection = collection_lock::CollectionLock::new(store.clone());
         let watched = crate::store::watched::WatchedStore::new(store, gc::WATCHED_TABLES);
         let gc_watch = watched.watch();
         Ecr {
             store: Arc::new(watched),
             blobs,
             clock,
-            collection: Arc::new(tokio::sync::RwLock::new(())),
+            collection,
             collecting: tokio::sync::Mutex::new(()),
             gc_watch,
             policies: authorize::PolicyCache::default(),

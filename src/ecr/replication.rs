@@ -386,7 +386,7 @@ impl Ecr {
             self.authorize_all(&caller, &actions, destination, Some(repo.as_str()))?;
         }
         // The blobs seen present stay so until the image commits (see `gc`).
-        let _publishing = self.collection.read().await;
+        let _publishing = self.collection.read().await?;
         if !exists {
             let mut tx = self.store.write()?;
             if get_repository(&*tx, destination, &repo).is_err() {
@@ -531,7 +531,14 @@ pub async fn run_worker(ecr: Arc<Ecr>, mut stop: tokio::sync::watch::Receiver<bo
         }
         let run = {
             let ecr = ecr.clone();
-            tokio::spawn(async move { ecr.run_replication().await })
+            tokio::spawn(async move {
+                super::background::if_leading(
+                    &ecr,
+                    crate::store::fleet::FleetTask::Replication,
+                    ecr.run_replication(),
+                )
+                .await
+            })
         };
         // Awaited to the end even when stopping: a run never outlives the
         // worker (it holds the domain, and so a data directory's lock).

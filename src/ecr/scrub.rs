@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::error::EcrResult;
 use super::Ecr;
+use crate::store::fleet::FleetTask;
 
 /// The longest the scrub waits for uploads before its next blob.
 const MAX_WAIT: Duration = Duration::from_secs(2);
@@ -61,9 +62,12 @@ pub async fn run_periodically(ecr: Arc<Ecr>, every: Duration) {
         "scrub",
         move || {
             let ecr = ecr.clone();
-            async move { ecr.scrub_blobs().await }
+            async move {
+                super::background::if_leading(&ecr, FleetTask::Scrub, ecr.scrub_blobs()).await
+            }
         },
-        |report: ScrubReport| {
+        |report: Option<ScrubReport>| {
+            let Some(report) = report else { return };
             if report.corrupt.is_empty() {
                 tracing::debug!(checked = report.checked, "scrub finished");
             } else {

@@ -13,6 +13,7 @@ pub mod blobs;
 pub mod disk;
 pub mod disk_blobs;
 pub mod disk_read;
+pub mod fleet;
 pub mod memory;
 pub mod memory_blobs;
 pub mod postgres;
@@ -227,8 +228,47 @@ pub trait MetadataStore: Send + Sync {
     fn write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError>;
     /// Drops every record (the operator's `/_ecrd/reset`).
     fn clear(&self) -> Result<(), StoreError>;
-    /// A short name for health output: `memory` or `disk`.
+    /// A short name for health output: `memory`, `disk` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// Whether other processes may share this store (replicas on one
+    /// database), so the fleet methods below do something.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Takes `lock` for every process sharing this store, waiting for it;
+    /// None when the store is this process's alone (`fleet`), whose own
+    /// locks then suffice.
+    fn fleet_lock(
+        &self,
+        lock: fleet::FleetLock,
+        mode: fleet::LockMode,
+    ) -> Result<Option<fleet::FleetGuard>, StoreError> {
+        let _ = (lock, mode);
+        Ok(None)
+    }
+
+    /// Leadership of `task` among the processes sharing this store until the
+    /// guard is dropped, or None while another process leads it. A store of
+    /// one process always grants it.
+    fn lead(&self, task: fleet::FleetTask) -> Result<Option<fleet::FleetGuard>, StoreError> {
+        let _ = task;
+        Ok(Some(fleet::FleetGuard::local()))
+    }
+
+    /// A point in the write history: every write committed so far is at or
+    /// before it, every later one after. None when this process makes every
+    /// write, so watching its own puts (`watched`) sees them all.
+    fn write_mark(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
+    /// The records of `tables` written (put) after `mark`, by any process.
+    fn written_since(&self, mark: u64, tables: &[Table]) -> Result<watched::Writes, StoreError> {
+        let _ = (mark, tables);
+        Ok(Vec::new())
+    }
 }
 
 /// The smallest string greater than every string starting with `prefix`, or

@@ -44,16 +44,26 @@ use futures_util::future::join;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 
+use super::fleet::{FleetGuard, FleetLock, FleetTask, LockMode};
+use super::watched::Writes;
 use super::{prefix_upper_bound, Entry, MetadataStore, ReadTxn, StoreError, Table, WriteTxn};
 
 /// The schema each migration leads to, in order; the schema version is how
 /// many have been applied.
-const MIGRATIONS: &[&str] = &["CREATE TABLE ecrd_kv (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE ecrd_kv (
         tbl text NOT NULL,
         key text COLLATE \"C\" NOT NULL,
         value bytea NOT NULL,
         PRIMARY KEY (tbl, key)
-    )"];
+    )",
+    // Version 2: where each record falls in the write history, so a
+    // collection can learn what other replicas wrote while it planned
+    // (`MetadataStore::written_since`).
+    "CREATE SEQUENCE ecrd_written;
+     ALTER TABLE ecrd_kv ADD COLUMN written bigint NOT NULL DEFAULT nextval('ecrd_written');
+     CREATE INDEX ecrd_kv_written ON ecrd_kv (written)",
+];
 
 /// The schema version this ecrd writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -62,6 +72,25 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// transaction takes the first, opening (migrations) the second.
 const WRITER_LOCK: i64 = 0x6563_7264_0000_0001;
 const MIGRATION_LOCK: i64 = 0x6563_7264_0000_0002;
+
+/// The advisory lock key of a fleet lock.
+fn fleet_lock_key(lock: FleetLock) -> i64 {
+    match lock {
+        FleetLock::Collection => 0x6563_7264_0000_0010,
+    }
+}
+
+/// The advisory lock key whose holder leads a background task.
+fn lead_key(task: FleetTask) -> i64 {
+    0x6563_7264_0001_0000
+        + match task {
+            FleetTask::GarbageCollection => 1,
+            FleetTask::Lifecycle => 2,
+            FleetTask::Scrub => 3,
+            FleetTask::Replication => 4,
+            FleetTask::Signing => 5,
+        }
+}
 
 /// Idle connections kept for reuse; more are opened while many
 /// transactions are open at once (reads nest), and closed after.
@@ -176,7 +205,8 @@ impl Conn {
         let put = client
             .prepare(
                 "INSERT INTO ecrd_kv (tbl, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value",
+                 ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value, \
+                 written = nextval('ecrd_written')",
             )
             .await?;
         let delete = client
@@ -199,7 +229,7 @@ pub struct PostgresStore {
     /// The URL without its password, for messages.
     shown: String,
     driver: Driver,
-    idle: Mutex<Vec<Conn>>,
+    idle: Arc<Mutex<Vec<Conn>>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -207,6 +237,35 @@ impl std::fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("url", &self.shown)
             .finish()
+    }
+}
+
+fn pool(idle: &Mutex<Vec<Conn>>, conn: Conn) {
+    let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+    if idle.len() < IDLE_CONNECTIONS && !conn.client.is_closed() {
+        idle.push(conn);
+    }
+}
+
+/// A session-level advisory lock and the connection that holds it. Should
+/// this process die, the connection closes and PostgreSQL releases the
+/// lock by itself, so a dead replica never keeps one.
+struct Held {
+    conn: Option<Conn>,
+    release: String,
+    idle: Arc<Mutex<Vec<Conn>>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        // Released, the connection is reused; if releasing fails, dropping
+        // the connection releases the lock anyway.
+        if wait(conn.client.batch_execute(&self.release)).is_ok() {
+            pool(&self.idle, conn);
+        }
     }
 }
 
@@ -236,7 +295,7 @@ impl PostgresStore {
             config,
             shown,
             driver: Driver::start()?,
-            idle: Mutex::new(Vec::new()),
+            idle: Arc::new(Mutex::new(Vec::new())),
         };
         store.migrate()?;
         Ok(store)
@@ -273,10 +332,24 @@ impl PostgresStore {
 
     /// Takes back a connection whose transaction ended cleanly.
     fn give_back(&self, conn: Conn) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < IDLE_CONNECTIONS && !conn.client.is_closed() {
-            idle.push(conn);
+        pool(&self.idle, conn);
+    }
+
+    /// Runs `sql` (which yields one boolean) on a connection kept for the
+    /// guard; the guard runs `release` and pools the connection when
+    /// dropped. None when `sql` answers false (not granted).
+    fn hold(&self, sql: String, release: String) -> Result<Option<FleetGuard>, StoreError> {
+        let conn = self.lease()?;
+        let row = wait(conn.client.query_one(sql.as_str(), &[])).map_err(|e| self.error(e))?;
+        if !row.get::<_, bool>(0) {
+            self.give_back(conn);
+            return Ok(None);
         }
+        Ok(Some(FleetGuard::holding(Held {
+            conn: Some(conn),
+            release,
+            idle: self.idle.clone(),
+        })))
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -602,6 +675,76 @@ impl MetadataStore for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn fleet_lock(
+        &self,
+        lock: FleetLock,
+        mode: LockMode,
+    ) -> Result<Option<FleetGuard>, StoreError> {
+        let key = fleet_lock_key(lock);
+        // `pg_advisory_lock*` waits for the lock and returns void; the
+        // outer select makes that a row of `true`.
+        let (take, release) = match mode {
+            LockMode::Shared => (
+                format!("SELECT true FROM (SELECT pg_advisory_lock_shared({key})) AS taken"),
+                format!("SELECT pg_advisory_unlock_shared({key})"),
+            ),
+            LockMode::Exclusive => (
+                format!("SELECT true FROM (SELECT pg_advisory_lock({key})) AS taken"),
+                format!("SELECT pg_advisory_unlock({key})"),
+            ),
+        };
+        self.hold(take, release)
+    }
+
+    fn lead(&self, task: FleetTask) -> Result<Option<FleetGuard>, StoreError> {
+        let key = lead_key(task);
+        self.hold(
+            format!("SELECT pg_try_advisory_lock({key})"),
+            format!("SELECT pg_advisory_unlock({key})"),
+        )
+    }
+
+    fn write_mark(&self) -> Result<Option<u64>, StoreError> {
+        // Under the writer lock: every write numbered up to the mark has
+        // committed, and every later one will be numbered above it.
+        let tx = self.begin_write()?;
+        let mark = {
+            let mut txn = tx.0.txn();
+            let conn = txn.conn()?;
+            let row = wait(
+                conn.client
+                    .query_one("SELECT COALESCE(MAX(written), 0) FROM ecrd_kv", &[]),
+            );
+            let row = row.map_err(|e| txn.failed(e))?;
+            row.get::<_, i64>(0)
+        };
+        Box::new(tx).commit()?;
+        Ok(Some(u64::try_from(mark).unwrap_or(0)))
+    }
+
+    fn written_since(&self, mark: u64, tables: &[Table]) -> Result<Writes, StoreError> {
+        let names: Vec<&str> = tables.iter().map(|t| t.name()).collect();
+        let mark = i64::try_from(mark).unwrap_or(i64::MAX);
+        let conn = self.lease()?;
+        let rows = wait(conn.client.query(
+            "SELECT tbl, key, value FROM ecrd_kv WHERE written > $1 AND tbl = ANY($2)",
+            &[&mark, &names],
+        ))
+        .map_err(|e| self.error(e))?;
+        self.give_back(conn);
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let table = Table::from_name(row.get::<_, &str>(0))?;
+                Some((table, row.get::<_, String>(1), row.get::<_, Vec<u8>>(2)))
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -719,6 +862,100 @@ mod tests {
         let refused = PostgresStore::open(&url).unwrap_err().0;
         assert!(refused.contains("schema version 99"), "{refused}");
         assert!(refused.contains("newer ecrd"), "{refused}");
+    }
+
+    #[test]
+    fn one_replica_leads_a_task_and_a_dead_leader_frees_it() {
+        let url = fresh_database();
+        let a = PostgresStore::open(&url).unwrap();
+        let b = PostgresStore::open(&url).unwrap();
+        let lead = a.lead(FleetTask::GarbageCollection).unwrap();
+        assert!(lead.is_some());
+        assert!(b.lead(FleetTask::GarbageCollection).unwrap().is_none());
+        assert!(
+            b.lead(FleetTask::Lifecycle).unwrap().is_some(),
+            "tasks are separate"
+        );
+        drop(lead);
+        assert!(b.lead(FleetTask::GarbageCollection).unwrap().is_some());
+        // A replica that dies takes its connections with it.
+        let lead = a.lead(FleetTask::Scrub).unwrap();
+        assert!(lead.is_some());
+        std::mem::forget(lead);
+        drop(a);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if b.lead(FleetTask::Scrub).unwrap().is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dead replica's lead stayed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn an_exclusive_fleet_lock_waits_for_every_shared_holder() {
+        let url = fresh_database();
+        let a = Arc::new(PostgresStore::open(&url).unwrap());
+        let b = Arc::new(PostgresStore::open(&url).unwrap());
+        let shared = a
+            .fleet_lock(FleetLock::Collection, LockMode::Shared)
+            .unwrap();
+        let also_shared = b
+            .fleet_lock(FleetLock::Collection, LockMode::Shared)
+            .unwrap();
+        assert!(shared.is_some() && also_shared.is_some());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                let exclusive = b
+                    .fleet_lock(FleetLock::Collection, LockMode::Exclusive)
+                    .unwrap();
+                tx.send(()).unwrap();
+                drop(exclusive);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(rx.try_recv().is_err(), "taken while shared holders remain");
+        drop(shared);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            rx.try_recv().is_err(),
+            "taken while one shared holder remains"
+        );
+        drop(also_shared);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        waiter.join().unwrap();
+    }
+
+    #[test]
+    fn written_since_a_mark_is_what_any_replica_wrote_after_it() {
+        let url = fresh_database();
+        let a = PostgresStore::open(&url).unwrap();
+        let b = PostgresStore::open(&url).unwrap();
+        let put = |store: &PostgresStore, table, key: &str| {
+            let mut tx = store.write().unwrap();
+            tx.put(table, key, key.as_bytes().to_vec()).unwrap();
+            tx.commit().unwrap();
+        };
+        put(&a, Table::Images, "before");
+        let mark = a.write_mark().unwrap().unwrap();
+        put(&b, Table::Images, "after");
+        put(&b, Table::Tags, "other table");
+        // Written again after the mark: reported too.
+        put(&a, Table::Images, "before");
+        let mut seen: Vec<String> = a
+            .written_since(mark, &[Table::Images, Table::Layers])
+            .unwrap()
+            .into_iter()
+            .map(|(_, k, _)| k)
+            .collect();
+        seen.sort();
+        assert_eq!(seen, ["after", "before"]);
     }
 
     #[test]

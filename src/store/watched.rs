@@ -15,37 +15,81 @@ use super::{Entry, MetadataStore, ReadTxn, StoreError, Table, WriteTxn};
 pub type Writes = Vec<(Table, String, Vec<u8>)>;
 
 /// Turns the watch on and off and takes what it saw.
-#[derive(Debug, Default, Clone)]
-pub struct Watch(Arc<Mutex<Option<Writes>>>);
+#[derive(Clone)]
+pub struct Watch {
+    slot: Arc<Mutex<Option<Watching>>>,
+    /// The watched store, asked for what other processes wrote (a store
+    /// that replicas share: `MetadataStore::written_since`).
+    store: Arc<dyn MetadataStore>,
+    tables: &'static [Table],
+}
+
+struct Watching {
+    writes: Writes,
+    mark: Option<u64>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("tables", &self.tables)
+            .finish()
+    }
+}
 
 impl Watch {
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Writes>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Watching>> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Starts recording (dropping anything recorded before).
-    pub fn start(&self) {
-        *self.slot() = Some(Vec::new());
+    pub fn start(&self) -> Result<(), StoreError> {
+        let mark = self.store.write_mark()?;
+        *self.slot() = Some(Watching {
+            writes: Vec::new(),
+            mark,
+        });
+        Ok(())
     }
 
-    /// Stops recording and returns what was written since `start`.
-    pub fn stop(&self) -> Writes {
-        self.slot().take().unwrap_or_default()
+    /// Stops recording and returns what was written since `start`: by this
+    /// process, and by any other that shares the store.
+    pub fn stop(&self) -> Result<Writes, StoreError> {
+        let Some(Watching { mut writes, mark }) = self.slot().take() else {
+            return Ok(Vec::new());
+        };
+        if let Some(mark) = mark {
+            writes.extend(self.store.written_since(mark, self.tables)?);
+        }
+        Ok(writes)
     }
 
     /// The keys of `table` written since `start`, recording on.
-    pub fn keys_of(&self, table: Table) -> std::collections::HashSet<String> {
-        self.slot()
-            .iter()
-            .flatten()
-            .filter(|(t, _, _)| *t == table)
-            .map(|(_, k, _)| k.clone())
-            .collect()
+    pub fn keys_of(&self, table: Table) -> Result<std::collections::HashSet<String>, StoreError> {
+        let (mut keys, mark): (std::collections::HashSet<String>, _) = match self.slot().as_ref() {
+            Some(watching) => (
+                watching
+                    .writes
+                    .iter()
+                    .filter(|(t, _, _)| *t == table)
+                    .map(|(_, k, _)| k.clone())
+                    .collect(),
+                watching.mark,
+            ),
+            None => return Ok(Default::default()),
+        };
+        if let Some(mark) = mark {
+            let others = self.store.written_since(mark, &[table])?;
+            keys.extend(others.into_iter().map(|(_, k, _)| k));
+        }
+        Ok(keys)
     }
 
     fn record(&self, table: Table, key: &str, value: &[u8]) {
-        if let Some(writes) = self.slot().as_mut() {
-            writes.push((table, key.to_string(), value.to_vec()));
+        if let Some(watching) = self.slot().as_mut() {
+            watching
+                .writes
+                .push((table, key.to_string(), value.to_vec()));
         }
     }
 }
@@ -60,9 +104,13 @@ pub struct WatchedStore {
 impl WatchedStore {
     pub fn new(inner: Arc<dyn MetadataStore>, tables: &'static [Table]) -> Self {
         WatchedStore {
+            watch: Watch {
+                slot: Arc::default(),
+                store: inner.clone(),
+                tables,
+            },
             inner,
             tables,
-            watch: Watch::default(),
         }
     }
 
@@ -134,6 +182,33 @@ impl MetadataStore for WatchedStore {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
+
+    fn fleet_lock(
+        &self,
+        lock: super::fleet::FleetLock,
+        mode: super::fleet::LockMode,
+    ) -> Result<Option<super::fleet::FleetGuard>, StoreError> {
+        self.inner.fleet_lock(lock, mode)
+    }
+
+    fn lead(
+        &self,
+        task: super::fleet::FleetTask,
+    ) -> Result<Option<super::fleet::FleetGuard>, StoreError> {
+        self.inner.lead(task)
+    }
+
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
+
+    fn write_mark(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.write_mark()
+    }
+
+    fn written_since(&self, mark: u64, tables: &[Table]) -> Result<Writes, StoreError> {
+        self.inner.written_since(mark, tables)
+    }
 }
 
 #[cfg(test)]
@@ -160,7 +235,7 @@ mod tests {
             tx.commit().unwrap();
         };
         put(Table::Images, "before");
-        watch.start();
+        watch.start().unwrap();
         put(Table::Images, "during");
         put(Table::Tags, "other table");
         {
@@ -168,9 +243,14 @@ mod tests {
             let mut tx = store.write().unwrap();
             tx.put(Table::Images, "dropped", b"x".to_vec()).unwrap();
         }
-        let seen: Vec<String> = watch.stop().into_iter().map(|(_, k, _)| k).collect();
+        let seen: Vec<String> = watch
+            .stop()
+            .unwrap()
+            .into_iter()
+            .map(|(_, k, _)| k)
+            .collect();
         assert_eq!(seen, ["during", "dropped"]);
         put(Table::Images, "after");
-        assert!(watch.stop().is_empty());
+        assert!(watch.stop().unwrap().is_empty());
     }
 }

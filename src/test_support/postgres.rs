@@ -166,7 +166,7 @@ fn start() -> Result<Server, String> {
         read _ignored
         kill -INT "$pid"
         wait "$pid"
-        rm -rf "$2"
+        rm -rf "$4"
     "#;
     let mut child = run_as_postgres(as_root, Path::new("sh"))
         .arg("-c")

@@ -18,9 +18,39 @@ pub enum Backend {
     Memory,
     /// `--data-dir` on a fresh temporary directory.
     Disk,
+    /// `--metadata` on a fresh PostgreSQL database
+    /// (`ecrd::test_support::postgres`), blobs in a fresh `--data-dir`.
+    Postgres,
 }
 
-pub const BACKENDS: &[Backend] = &[Backend::Memory, Backend::Disk];
+/// The backends a test loops over: memory and disk, or the list in
+/// `ECRD_TEST_BACKENDS` (comma-separated names, e.g. `postgres`), which is
+/// how CI runs whole suites again on PostgreSQL.
+pub const BACKENDS: Backends = Backends;
+
+pub struct Backends;
+
+impl IntoIterator for Backends {
+    type Item = &'static Backend;
+    type IntoIter = std::slice::Iter<'static, Backend>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        static SELECTED: std::sync::OnceLock<Vec<Backend>> = std::sync::OnceLock::new();
+        SELECTED
+            .get_or_init(|| match std::env::var("ECRD_TEST_BACKENDS") {
+                Ok(list) if !list.trim().is_empty() => list
+                    .split(',')
+                    .map(|name| {
+                        Backend::from_name(name.trim()).unwrap_or_else(|| {
+                            panic!("ECRD_TEST_BACKENDS: unknown backend '{name}'")
+                        })
+                    })
+                    .collect(),
+                _ => vec![Backend::Memory, Backend::Disk],
+            })
+            .iter()
+    }
+}
 
 impl Backend {
     /// What `/_ecrd/health` reports as `backend`.
@@ -28,7 +58,20 @@ impl Backend {
         match self {
             Backend::Memory => "memory",
             Backend::Disk => "disk",
+            Backend::Postgres => "postgres",
         }
+    }
+
+    fn from_name(name: &str) -> Option<Backend> {
+        [Backend::Memory, Backend::Disk, Backend::Postgres]
+            .into_iter()
+            .find(|b| b.name() == name)
+    }
+
+    /// Whether state outlives the process (a restart on the same
+    /// configuration sees it).
+    pub fn durable(self) -> bool {
+        self != Backend::Memory
     }
 }
 
@@ -62,11 +105,14 @@ impl TestServer {
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig::for_tests();
         configure(&mut config);
+        if backend == Backend::Postgres && config.metadata_url.is_none() {
+            config.metadata_url = Some(ecrd::test_support::postgres::fresh_database());
+        }
         let data_dir = match backend {
             Backend::Memory => None,
             // A test that names its own directory (to restart on it) keeps it.
-            Backend::Disk if config.data_dir.is_some() => None,
-            Backend::Disk => {
+            Backend::Disk | Backend::Postgres if config.data_dir.is_some() => None,
+            Backend::Disk | Backend::Postgres => {
                 let dir = tempfile::tempdir().expect("temporary data directory");
                 config.data_dir = Some(dir.path().to_path_buf());
                 Some(dir)

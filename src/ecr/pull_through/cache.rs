@@ -114,7 +114,7 @@ struct StreamedUpload {
     scope: Scope,
     repo: RepositoryName,
     digest: Digest,
-    _publishing: tokio::sync::OwnedRwLockReadGuard<()>,
+    _publishing: crate::ecr::collection_lock::CollectionGuard,
     _claim: super::in_flight::BlobGuard,
 }
 
@@ -364,7 +364,7 @@ impl Ecr {
         };
         let client = self.upstream_client(scope, &rule)?;
         let upstream_repo = upstream_repository(&rule, repo.as_str());
-        let _publishing = self.collection.read().await;
+        let _publishing = self.collection.read().await?;
         let size = self.fetch_blob(&client, &upstream_repo, digest).await?;
         let mut tx = self.store.write()?;
         self.ensure_cache_repository(&mut *tx, scope, repo)?;
@@ -465,7 +465,7 @@ impl Ecr {
                 return Ok(None);
             }
             // Taken before the claim (the lock order of `in_flight`).
-            let publishing = self.collection.clone().read_owned().await;
+            let publishing = self.collection.read().await?;
             let claim = match self.in_flight.claim_blob(digest) {
                 BlobClaim::Mine(claim) => claim,
                 theirs => {
@@ -678,7 +678,7 @@ impl Ecr {
             ..
         } = import;
         {
-            let _publishing = self.collection.read().await;
+            let _publishing = self.collection.read().await?;
             type Fetch<'a> = std::pin::Pin<
                 Box<dyn std::future::Future<Output = EcrResult<(Digest, u64)>> + Send + 'a>,
             >;

@@ -399,7 +399,7 @@ impl Ecr {
         let size = data.len() as u64;
         // Nothing refers to the blob until its link commits: garbage
         // collection waits for it (see `gc`).
-        let _publishing = self.collection.read().await;
+        let _publishing = self.collection.read().await?;
         let digest = self.blobs.put(data).await?;
         let mut tx = self.store.write()?;
         self.link_layer(&mut *tx, scope, repo, &digest, size)?;
@@ -464,7 +464,14 @@ pub async fn run_worker(ecr: Arc<Ecr>, mut stop: tokio::sync::watch::Receiver<bo
         }
         let run = {
             let ecr = ecr.clone();
-            tokio::spawn(async move { ecr.run_signing().await })
+            tokio::spawn(async move {
+                crate::ecr::background::if_leading(
+                    &ecr,
+                    crate::store::fleet::FleetTask::Signing,
+                    ecr.run_signing(),
+                )
+                .await
+            })
         };
         // Awaited to the end even when stopping: a run never outlives the
         // worker (it holds the domain, and so a data directory's lock).
