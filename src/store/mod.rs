@@ -10,16 +10,21 @@
 //! conformance suite (`store::conformance`).
 
 pub mod blobs;
+pub mod checked_read;
 pub mod disk;
 pub mod disk_blobs;
 pub mod disk_read;
 pub mod memory;
 pub mod memory_blobs;
+pub mod s3_blobs;
+pub mod sha256_state;
 pub mod tables;
 pub mod watched;
 
 #[cfg(test)]
 pub mod conformance;
+#[doc(hidden)]
+pub mod test_support;
 
 use std::fmt;
 

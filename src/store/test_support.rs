@@ -1,0 +1,112 @@
+//! An S3-compatible server for tests, shared by the unit tests of
+//! `s3_blobs` and the integration tests (`tests/`), so both start it the
+//! same way. Not part of ecrd's interface.
+//!
+//! With `ECRD_TEST_S3_ENDPOINT` set, that server is used (it must accept
+//! unsigned bucket creation, as moto's does); otherwise `moto_server` (from
+//! `pip install 'moto[server]'`, found on `PATH`) is started on a free
+//! loopback port and stopped when the handle is dropped. Every call of
+//! [`S3TestServer::bucket`] makes a new bucket, so tests never share one.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long moto's server may take to answer (it starts in about a second).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running S3-compatible endpoint.
+pub struct S3TestServer {
+    endpoint: String,
+    /// The moto server this handle started, if it started one.
+    child: Option<Child>,
+}
+
+impl S3TestServer {
+    /// Connects to `ECRD_TEST_S3_ENDPOINT`, or starts a moto server.
+    /// Panics (this is test code) when neither can be had.
+    pub fn start() -> S3TestServer {
+        if let Ok(endpoint) = std::env::var("ECRD_TEST_S3_ENDPOINT") {
+            if !endpoint.is_empty() {
+                return S3TestServer {
+                    endpoint: endpoint.trim_end_matches('/').to_string(),
+                    child: None,
+                };
+            }
+        }
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto_server (pip install 'moto[server]'), or set ECRD_TEST_S3_ENDPOINT: {e}")
+            });
+        let mut server = S3TestServer {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child: Some(child),
+        };
+        server.wait_until_listening(port);
+        server
+    }
+
+    fn wait_until_listening(&mut self, port: u16) {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("moto_server exited before it answered: {status}");
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer on {addr} within {START_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The endpoint URL, `http://host:port`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Makes a new, empty bucket and returns its name.
+    pub async fn bucket(&self) -> String {
+        let name = format!("ecrd-test-{}", uuid::Uuid::new_v4().simple());
+        let response = reqwest::Client::new()
+            .put(format!("{}/{name}", self.endpoint))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("cannot create bucket {name}: {e}"));
+        assert!(
+            response.status().is_success(),
+            "creating bucket {name}: {}",
+            response.status()
+        );
+        name
+    }
+}
+
+impl Drop for S3TestServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
