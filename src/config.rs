@@ -46,6 +46,22 @@ pub struct ServeConfig {
     #[arg(long, env = "ECRD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Keep blobs (layers, configs, manifests' bytes) in an S3-compatible
+    /// bucket, `s3://BUCKET[/PREFIX]`, whatever keeps the metadata; several
+    /// ecrd replicas can share it, and blob GETs redirect to presigned URLs
+    /// of the bucket (which clients must be able to reach). Region and
+    /// credentials come from the standard AWS variables (`AWS_REGION` or
+    /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`). Default: with the metadata.
+    #[arg(long = "blobs", env = "ECRD_BLOBS_URL")]
+    pub blobs_url: Option<String>,
+
+    /// The S3 endpoint for `--blobs` (MinIO, Ceph, moto, ...), such as
+    /// `http://127.0.0.1:9000`; path-style requests. Default: AWS's S3
+    /// endpoint of the region.
+    #[arg(long, env = "ECRD_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
     /// Host (and port) that repository URIs and `proxyEndpoint` name.
     /// `{account}`, `{region}` and `{port}` are replaced, so
     /// `{account}.dkr.ecr.{region}.amazonaws.com` gives AWS-shaped URIs.
@@ -305,6 +321,8 @@ impl ServeConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             data_dir: None,
+            blobs_url: None,
+            s3_endpoint: None,
             registry_host: None,
             public_port: None,
             public_host: None,

@@ -22,6 +22,7 @@ use crate::store::disk::{DataDir, DiskStore};
 use crate::store::disk_blobs::DiskBlobStore;
 use crate::store::memory::MemoryStore;
 use crate::store::memory_blobs::MemoryBlobStore;
+use crate::store::s3_blobs::S3BlobStore;
 use crate::store::{MetadataStore, StoreError};
 
 /// Everything a request handler can reach.
@@ -110,6 +111,11 @@ impl AppState {
                 Arc::new(MemoryStore::new()),
                 Arc::new(MemoryBlobStore::new()),
             ),
+        };
+        // `--blobs s3://...` keeps blobs in a bucket whatever keeps metadata.
+        let blobs = match &config.blobs_url {
+            Some(url) => S3BlobStore::from_config(url, config.s3_endpoint.as_deref())?.shared(),
+            None => blobs,
         };
         let public_host = match (&config.public_host, config.public_port) {
             (Some(host), _) => host.clone(),

@@ -179,6 +179,11 @@ impl S3BlobStore {
         })
     }
 
+    /// As the domain holds a blob store.
+    pub fn shared(self) -> Arc<dyn BlobStore> {
+        Arc::new(self)
+    }
+
     fn key(&self, rel: &str) -> Path {
         Path::from(format!("{}{rel}", self.prefix))
     }
@@ -1014,5 +1019,380 @@ impl BlobStore for S3BlobStore {
 
     fn backend(&self) -> &'static str {
         "s3"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::blobs::read_all;
+    use crate::store::test_support::S3TestServer;
+
+    fn builder(server: &S3TestServer, bucket: &str) -> AmazonS3Builder {
+        AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(server.endpoint())
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+    }
+
+    /// A store on a fresh bucket (and a second handle, as another replica
+    /// would open it).
+    async fn open(server: &S3TestServer) -> (S3BlobStore, S3BlobStore) {
+        let bucket = server.bucket().await;
+        let a = S3BlobStore::with_builder(builder(server, &bucket), "ecrd/test").unwrap();
+        let b = S3BlobStore::with_builder(builder(server, &bucket), "ecrd/test").unwrap();
+        (a, b)
+    }
+
+    fn body(parts: Vec<Vec<u8>>) -> ByteStream {
+        let items: Vec<Result<Bytes, std::io::Error>> =
+            parts.into_iter().map(|p| Ok(Bytes::from(p))).collect();
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    /// Content that differs everywhere, so a misplaced byte shows.
+    fn content(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| ((i * 31 + seed as usize) % 251) as u8)
+            .collect()
+    }
+
+    async fn stream_all(mut s: ByteStream) -> Result<Vec<u8>, (usize, std::io::Error)> {
+        let mut got = Vec::new();
+        while let Some(chunk) = s.next().await {
+            match chunk {
+                Ok(c) => got.extend_from_slice(&c),
+                Err(e) => return Err((got.len(), e)),
+            }
+        }
+        Ok(got)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance() {
+        let server = S3TestServer::start();
+        let (store, _) = open(&server).await;
+        crate::store::conformance::run_blobs(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn layout_is_content_addressed_under_the_prefix() {
+        let server = S3TestServer::start();
+        let (store, _) = open(&server).await;
+        let d = store.put(Bytes::from_static(b"layout")).await.unwrap();
+        let key = format!("ecrd/test/blobs/sha256/{}/{}", &d.hex()[..2], d.hex());
+        let got = store.s3.get(&Path::from(key)).await.unwrap();
+        assert_eq!(&got.bytes().await.unwrap()[..], b"layout");
+        assert_eq!(store.put(Bytes::from_static(b"layout")).await.unwrap(), d);
+        assert_eq!(store.list().await.unwrap(), vec![d]);
+    }
+
+    /// Appends of 1.5 MiB, as a chunked client sends them: whole parts of
+    /// `PART_SIZE` go to S3 as they fill and the rest waits in the tail;
+    /// S3 (moto too) refuses a part under 5 MiB that is not the last, so
+    /// the finish succeeding shows every part but the last was whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn small_appends_are_gathered_into_whole_parts() {
+        let server = S3TestServer::start();
+        let (store, _) = open(&server).await;
+        let all = content(12 * 1536 * 1024, 1);
+        let id = store.create_upload().await.unwrap();
+        for (i, piece) in all.chunks(1536 * 1024).enumerate() {
+            // Each append in small chunks, as an HTTP body arrives.
+            let chunks: Vec<Vec<u8>> = piece.chunks(100_000).map(<[u8]>::to_vec).collect();
+            let size = store.append_upload(&id, body(chunks)).await.unwrap();
+            assert_eq!(size, ((i + 1) * 1536 * 1024) as u64);
+            let state = store.load_state(&id).await.unwrap().state;
+            assert_eq!(state.parts.len(), (i + 1) * 1536 * 1024 / PART_SIZE, "after {i}");
+            assert_eq!(state.size(), size);
+            assert!(state.tail < PART_SIZE as u64);
+        }
+        let state = store.load_state(&id).await.unwrap().state;
+        assert_eq!((state.parts.len(), state.tail), (2, 2 * 1024 * 1024));
+        // Only the current tail object is left.
+        let tails: Vec<_> = store
+            .list_under(&format!("uploads/{id}/"))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.location.as_ref().contains("/tail-"))
+            .collect();
+        assert_eq!(tails.len(), 1, "{tails:?}");
+        let digest = Digest::sha256_of(&all);
+        assert_eq!(
+            store.finish_upload(&id, &digest).await.unwrap(),
+            all.len() as u64
+        );
+        assert_eq!(read_all(&store, &digest).await.unwrap().unwrap(), all);
+        // Nothing of the upload is left but the blob.
+        assert!(store.list_under("uploads/").await.unwrap().is_empty());
+        let mut s = store
+            .read(&digest, PART_SIZE as u64 - 10, Some(PART_SIZE as u64 + 10))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some(c) = s.next().await {
+            got.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(got, &all[PART_SIZE - 10..PART_SIZE + 10]);
+    }
+
+    /// The replica case: one ecrd starts an upload, another (its own
+    /// process memory, the same bucket) continues and finishes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_replica_continues_and_finishes_an_upload() {
+        let server = S3TestServer::start();
+        let (first, second) = open(&server).await;
+        let all = content(PART_SIZE + 3 * 1024 * 1024 + 7, 2);
+        let (head, rest) = all.split_at(PART_SIZE + 1000);
+        let id = first.create_upload().await.unwrap();
+        first
+            .append_upload(&id, body(vec![head.to_vec()]))
+            .await
+            .unwrap();
+        assert_eq!(second.upload_size(&id).await.unwrap(), head.len() as u64);
+        assert_eq!(
+            second
+                .append_upload(&id, body(vec![rest.to_vec()]))
+                .await
+                .unwrap(),
+            all.len() as u64
+        );
+        assert_eq!(first.upload_size(&id).await.unwrap(), all.len() as u64);
+        let listed = first.list_uploads().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].id.as_str(), listed[0].size), (id.as_str(), all.len() as u64));
+        // A wrong digest ends the upload for both.
+        let digest = Digest::sha256_of(&all);
+        assert_eq!(
+            second.finish_upload(&id, &digest).await.unwrap(),
+            all.len() as u64
+        );
+        assert!(matches!(
+            first.upload_size(&id).await,
+            Err(BlobError::UploadUnknown)
+        ));
+        assert_eq!(read_all(&first, &digest).await.unwrap().unwrap(), all);
+
+        // sha512: assembled, re-read and checked before it is stored; a
+        // replica's view of a mismatch is the same.
+        let id = first.create_upload().await.unwrap();
+        first
+            .append_upload(&id, body(vec![all.clone()]))
+            .await
+            .unwrap();
+        let wrong = Digest::of(Algorithm::Sha512, b"other");
+        assert!(matches!(
+            second.finish_upload(&id, &wrong).await,
+            Err(BlobError::DigestMismatch { computed }) if computed == Digest::of(Algorithm::Sha512, &all)
+        ));
+        assert_eq!(second.size(&wrong).await.unwrap(), None);
+        let id = first.create_upload().await.unwrap();
+        first
+            .append_upload(&id, body(vec![all.clone()]))
+            .await
+            .unwrap();
+        let d512 = Digest::of(Algorithm::Sha512, &all);
+        assert_eq!(
+            second.finish_upload(&id, &d512).await.unwrap(),
+            all.len() as u64
+        );
+        assert_eq!(read_all(&first, &d512).await.unwrap().unwrap(), all);
+        assert!(first.list_under("uploads/").await.unwrap().is_empty());
+    }
+
+    /// Two writers of one upload state: the second to save, having read the
+    /// state before the first saved, is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_state_is_not_saved() {
+        let server = S3TestServer::start();
+        let (first, second) = open(&server).await;
+        let id = first.create_upload().await.unwrap();
+        let mut stale = second.load_state(&id).await.unwrap();
+        first
+            .append_upload(&id, body(vec![b"first".to_vec()]))
+            .await
+            .unwrap();
+        stale.state.sha256.update(b"second");
+        let err = second.save_state(&id, &mut stale).await.unwrap_err();
+        assert!(err.0.contains("changed by another ecrd"), "{err}");
+        assert_eq!(second.upload_size(&id).await.unwrap(), 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn body_error_keeps_what_arrived() {
+        let server = S3TestServer::start();
+        let (store, other) = open(&server).await;
+        let id = store.create_upload().await.unwrap();
+        let items: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from_static(b"part")),
+            Err(std::io::Error::other("client went away")),
+        ];
+        assert!(matches!(
+            store
+                .append_upload(&id, Box::pin(futures_util::stream::iter(items)))
+                .await,
+            Err(BlobError::Body(_))
+        ));
+        assert_eq!(other.upload_size(&id).await.unwrap(), 4);
+        other
+            .append_upload(&id, body(vec![b"ial".to_vec()]))
+            .await
+            .unwrap();
+        store
+            .finish_upload(&id, &Digest::sha256_of(b"partial"))
+            .await
+            .unwrap();
+    }
+
+    /// A blob overwritten in the bucket with garbage of the same length:
+    /// a whole read never delivers all of it, ends in an error, and the
+    /// blob is moved aside so it reads as absent; the scrub finds the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_corrupt_object_is_never_streamed_whole() {
+        let server = S3TestServer::start();
+        let (store, _) = open(&server).await;
+        let good = content(3 * 1024 * 1024 + 5, 3);
+        let digest = store.put(Bytes::from(good.clone())).await.unwrap();
+        assert_eq!(read_all(&store, &digest).await.unwrap().unwrap(), good);
+        assert_eq!(store.scrub(&digest).await.unwrap(), Some(true));
+
+        let mut rotten = good.clone();
+        rotten[10] ^= 0xff;
+        let key = store.blob_key(&digest);
+        store
+            .s3
+            .put(&key, PutPayload::from(rotten.clone()))
+            .await
+            .unwrap();
+        // A range is served as stored (it cannot be checked).
+        let part = stream_all(store.read(&digest, 5, Some(15)).await.unwrap().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(part, &rotten[5..15]);
+        let (received, err) = stream_all(store.read(&digest, 0, None).await.unwrap().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(received < good.len(), "{received} bytes went out");
+        assert_eq!(store.size(&digest).await.unwrap(), None);
+        assert_eq!(store.list_under("corrupt/").await.unwrap().len(), 1);
+        // Pushed again, it is whole again.
+        assert_eq!(store.put(Bytes::from(good.clone())).await.unwrap(), digest);
+        assert_eq!(read_all(&store, &digest).await.unwrap().unwrap(), good);
+
+        // The same length of other bytes, found by the scrub.
+        store
+            .s3
+            .put(&key, PutPayload::from(vec![0u8; good.len()]))
+            .await
+            .unwrap();
+        assert_eq!(store.scrub(&digest).await.unwrap(), Some(false));
+        assert_eq!(store.size(&digest).await.unwrap(), None);
+        assert_eq!(store.scrub(&digest).await.unwrap(), None);
+        // A truncated object: the read stops short too.
+        let d = store.put(Bytes::from(good.clone())).await.unwrap();
+        store
+            .s3
+            .put(&key, PutPayload::from(good[..100].to_vec()))
+            .await
+            .unwrap();
+        let got = stream_all(store.read(&d, 0, None).await.unwrap().unwrap()).await;
+        assert!(got.is_err());
+    }
+
+    /// Past the copy limit (5 GiB on S3, lowered here) a finished upload is
+    /// streamed to its content address instead of copied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_blobs_are_streamed_into_place() {
+        let server = S3TestServer::start();
+        let (mut store, _) = open(&server).await;
+        store.copy_limit = 1024;
+        let all = content(PART_SIZE + PART_SIZE / 2, 4);
+        let id = store.create_upload().await.unwrap();
+        store
+            .append_upload(&id, body(vec![all.clone()]))
+            .await
+            .unwrap();
+        let digest = Digest::sha256_of(&all);
+        store.finish_upload(&id, &digest).await.unwrap();
+        assert_eq!(read_all(&store, &digest).await.unwrap().unwrap(), all);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn download_urls_are_presigned_only_for_what_is_there() {
+        let server = S3TestServer::start();
+        let (store, _) = open(&server).await;
+        let d = store.put(Bytes::from_static(b"presigned")).await.unwrap();
+        let hour = Duration::from_secs(3600);
+        let BlobUrl::Presigned(url) = store.download_url(&d, 9, hour).await.unwrap() else {
+            panic!("expected a presigned URL");
+        };
+        assert!(url.starts_with(server.endpoint()), "{url}");
+        assert!(url.contains("X-Amz-Signature="), "{url}");
+        assert!(url.contains("X-Amz-Expires=3600"), "{url}");
+        let got = reqwest::get(&url).await.unwrap();
+        assert!(got.status().is_success());
+        assert_eq!(&got.bytes().await.unwrap()[..], b"presigned");
+        // A size other than the stored one, or no object: no URL.
+        assert_eq!(
+            store.download_url(&d, 8, hour).await.unwrap(),
+            BlobUrl::Missing
+        );
+        store.delete(&d).await.unwrap();
+        assert_eq!(
+            store.download_url(&d, 9, hour).await.unwrap(),
+            BlobUrl::Missing
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ids_cannot_escape_their_upload_folder() {
+        let server = S3TestServer::start();
+        let (store, _) = open(&server).await;
+        for id in [
+            "../blobs",
+            "",
+            "x/../../state",
+            "ABCDEF00-0000-4000-8000-000000000000",
+        ] {
+            assert!(
+                matches!(store.upload_size(id).await, Err(BlobError::UploadUnknown)),
+                "{id}"
+            );
+            assert!(matches!(
+                store.append_upload(id, body(vec![b"x".to_vec()])).await,
+                Err(BlobError::UploadUnknown)
+            ));
+        }
+    }
+
+    #[test]
+    fn blob_urls_parse() {
+        assert_eq!(
+            parse_url("s3://bucket/some/prefix/").unwrap(),
+            ("bucket".to_string(), "some/prefix".to_string())
+        );
+        assert_eq!(
+            parse_url("s3://bucket").unwrap(),
+            ("bucket".to_string(), String::new())
+        );
+        for bad in [
+            "bucket/x",
+            "s3:///x",
+            "http://bucket/x",
+            "s3://b/a//b",
+            "s3://b/../x",
+            "s3://b/a b",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
     }
 }
