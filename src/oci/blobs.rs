@@ -27,8 +27,8 @@ use crate::digest::Digest;
 use crate::ecr::images::LayerDeletion;
 use crate::ecr::names::{AccountId, Region, RepositoryName, Scope};
 use crate::ecr::Ecr;
-use crate::store::blobs::BlobUrl;
 use crate::state::AppState;
+use crate::store::blobs::BlobUrl;
 
 /// `GET|HEAD /v2/<name>/blobs/<digest>`.
 pub async fn get(

@@ -1030,22 +1030,12 @@ mod tests {
     use crate::store::blobs::read_all;
     use crate::store::test_support::S3TestServer;
 
-    fn builder(server: &S3TestServer, bucket: &str) -> AmazonS3Builder {
-        AmazonS3Builder::new()
-            .with_bucket_name(bucket)
-            .with_endpoint(server.endpoint())
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_access_key_id("test")
-            .with_secret_access_key("test")
-    }
-
     /// A store on a fresh bucket (and a second handle, as another replica
     /// would open it).
     async fn open(server: &S3TestServer) -> (S3BlobStore, S3BlobStore) {
         let bucket = server.bucket().await;
-        let a = S3BlobStore::with_builder(builder(server, &bucket), "ecrd/test").unwrap();
-        let b = S3BlobStore::with_builder(builder(server, &bucket), "ecrd/test").unwrap();
+        let a = S3BlobStore::with_builder(server.builder(&bucket), "ecrd/test").unwrap();
+        let b = S3BlobStore::with_builder(server.builder(&bucket), "ecrd/test").unwrap();
         (a, b)
     }
 
@@ -1108,7 +1098,11 @@ mod tests {
             let size = store.append_upload(&id, body(chunks)).await.unwrap();
             assert_eq!(size, ((i + 1) * 1536 * 1024) as u64);
             let state = store.load_state(&id).await.unwrap().state;
-            assert_eq!(state.parts.len(), (i + 1) * 1536 * 1024 / PART_SIZE, "after {i}");
+            assert_eq!(
+                state.parts.len(),
+                (i + 1) * 1536 * 1024 / PART_SIZE,
+                "after {i}"
+            );
             assert_eq!(state.size(), size);
             assert!(state.tail < PART_SIZE as u64);
         }
@@ -1167,7 +1161,10 @@ mod tests {
         assert_eq!(first.upload_size(&id).await.unwrap(), all.len() as u64);
         let listed = first.list_uploads().await.unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!((listed[0].id.as_str(), listed[0].size), (id.as_str(), all.len() as u64));
+        assert_eq!(
+            (listed[0].id.as_str(), listed[0].size),
+            (id.as_str(), all.len() as u64)
+        );
         // A wrong digest ends the upload for both.
         let digest = Digest::sha256_of(&all);
         assert_eq!(

@@ -77,6 +77,18 @@ impl S3TestServer {
         &self.endpoint
     }
 
+    /// A client of `bucket` on this server, with the fixed credentials
+    /// moto accepts.
+    pub fn builder(&self, bucket: &str) -> object_store::aws::AmazonS3Builder {
+        object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+    }
+
     /// Makes a new, empty bucket and returns its name.
     pub async fn bucket(&self) -> String {
         let name = format!("ecrd-test-{}", uuid::Uuid::new_v4().simple());
