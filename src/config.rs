@@ -52,7 +52,9 @@ pub struct ServeConfig {
     /// of the bucket (which clients must be able to reach). Region and
     /// credentials come from the standard AWS variables (`AWS_REGION` or
     /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-    /// `AWS_SESSION_TOKEN`). Default: with the metadata.
+    /// `AWS_SESSION_TOKEN`). Replicas that share a bucket must share their
+    /// metadata too: each one's garbage collection removes the blobs its
+    /// own metadata does not reference. Default: with the metadata.
     #[arg(long = "blobs", env = "ECRD_BLOBS_URL")]
     pub blobs_url: Option<String>,
 
@@ -148,7 +150,8 @@ pub struct ServeConfig {
 
     /// Seconds between background scrubs of the disk blob store (every
     /// blob re-hashed against its digest; a corrupt one is set aside); 0
-    /// disables them. `POST /_ecrd/scrub` scrubs on demand either way.
+    /// disables them. With `--blobs`, a scrub downloads every blob: run it
+    /// on one replica only. `POST /_ecrd/scrub` scrubs on demand either way.
     #[arg(long, env = "ECRD_SCRUB_INTERVAL", default_value_t = 86_400)]
     pub scrub_interval: u64,
 

@@ -308,18 +308,22 @@ impl S3BlobStore {
         }
     }
 
-    /// Drops everything an upload keeps in the bucket but its state.
+    /// Drops everything an upload keeps in the bucket: its multipart upload
+    /// and every object of its folder (also tails a failed append left).
     async fn discard_parts(&self, id: &str, state: &UploadState) {
         if let Some(multipart) = &state.multipart {
             if let Err(e) = self.s3.abort_multipart(&self.data_key(id), multipart).await {
                 tracing::warn!(upload = id, error = %e, "cannot abort s3 multipart upload");
             }
         }
-        if state.tail > 0 {
-            self.remove_quietly(&self.tail_key(id, state.tail_number))
-                .await;
+        match self.list_under(&format!("uploads/{id}/")).await {
+            Ok(objects) => {
+                for meta in objects {
+                    self.remove_quietly(&meta.location).await;
+                }
+            }
+            Err(e) => tracing::warn!(upload = id, error = %e, "cannot list an upload's objects"),
         }
-        self.remove_quietly(&self.data_key(id)).await;
     }
 
     /// The upload's tail bytes.
@@ -523,7 +527,8 @@ impl S3BlobStore {
                 if let Some(task) = in_flight.take() {
                     self.record_part(id, saved, task, &mut old_tail).await?;
                 }
-                let part = buffer.split().freeze();
+                let part = std::mem::replace(&mut buffer, BytesMut::with_capacity(PART_SIZE));
+                let part = part.freeze();
                 in_flight = Some(self.start_part(id, &mut saved.state, part, &sha256).await?);
             }
         }

@@ -139,7 +139,7 @@ impl Sha256State {
         tail.extend_from_slice(&(self.length.wrapping_mul(8)).to_be_bytes());
         let blocks: Vec<Block> = tail
             .chunks_exact(BLOCK)
-            .map(|b| Block::clone_from_slice(b))
+            .map(Block::clone_from_slice)
             .collect();
         sha2::compress256(&mut words, &blocks);
         let mut out = String::with_capacity(64);
