@@ -9,6 +9,7 @@
 //! [`S3TestServer::bucket`] makes a new bucket, so tests never share one.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,8 +36,11 @@ impl S3TestServer {
             }
         }
         let port = free_port();
+        // A process group of its own, so dropping the handle also stops
+        // whatever a wrapper (a pyenv shim) may have forked.
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -109,6 +113,10 @@ impl S3TestServer {
 impl Drop for S3TestServer {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
