@@ -37,7 +37,8 @@
 //!
 //! Downloads: [`BlobStore::download_url`] presigns a GET of the blob's object
 //! (after a HEAD confirms it is there, of the size expected), which is what
-//! ECR's own 307 redirects point at.
+//! ECR's own 307 redirects point at. (A registry GET so costs two HEADs:
+//! the domain's `layer_size` asks for the size first.)
 //!
 //! Not collected here: multipart uploads and `uploads/<id>/` objects left by
 //! a replica that died mid-finish. A bucket lifecycle rule
