@@ -53,6 +53,23 @@ pub struct ServeConfig {
     /// blob store); the token secret is kept in the database.
     #[arg(long = "metadata", env = "ECRD_METADATA_URL", value_name = "URL")]
     pub metadata_url: Option<String>,
+    /// Keep blobs (layers, configs, manifests' bytes) in an S3-compatible
+    /// bucket, `s3://BUCKET[/PREFIX]`, whatever keeps the metadata; several
+    /// ecrd replicas can share it, and blob GETs redirect to presigned URLs
+    /// of the bucket (which clients must be able to reach). Region and
+    /// credentials come from the standard AWS variables (`AWS_REGION` or
+    /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`). Replicas that share a bucket must share their
+    /// metadata too: each one's garbage collection removes the blobs its
+    /// own metadata does not reference. Default: with the metadata.
+    #[arg(long = "blobs", env = "ECRD_BLOBS_URL")]
+    pub blobs_url: Option<String>,
+
+    /// The S3 endpoint for `--blobs` (MinIO, Ceph, moto, ...), such as
+    /// `http://127.0.0.1:9000`; path-style requests. Default: AWS's S3
+    /// endpoint of the region.
+    #[arg(long, env = "ECRD_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
 
     /// Host (and port) that repository URIs and `proxyEndpoint` name.
     /// `{account}`, `{region}` and `{port}` are replaced, so
@@ -140,7 +157,8 @@ pub struct ServeConfig {
 
     /// Seconds between background scrubs of the disk blob store (every
     /// blob re-hashed against its digest; a corrupt one is set aside); 0
-    /// disables them. `POST /_ecrd/scrub` scrubs on demand either way.
+    /// disables them. With `--blobs`, a scrub downloads every blob: run it
+    /// on one replica only. `POST /_ecrd/scrub` scrubs on demand either way.
     #[arg(long, env = "ECRD_SCRUB_INTERVAL", default_value_t = 86_400)]
     pub scrub_interval: u64,
 
@@ -314,6 +332,8 @@ impl ServeConfig {
             port: 0,
             data_dir: None,
             metadata_url: None,
+            blobs_url: None,
+            s3_endpoint: None,
             registry_host: None,
             public_port: None,
             public_host: None,

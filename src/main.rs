@@ -278,7 +278,7 @@ fn main() -> std::process::ExitCode {
             }
         };
         match server.local_addr() {
-            Ok(addr) => tracing::info!(%addr, backend = server.state().ecr.store.backend(), tls = server.serves_tls(), "ecrd listening"),
+            Ok(addr) => tracing::info!(%addr, backend = server.state().ecr.store.backend(), blobs = server.state().ecr.blobs.backend(), tls = server.serves_tls(), "ecrd listening"),
             Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),
         }
         if let Some(ca) = server.tls_ca_path() {

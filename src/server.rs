@@ -356,6 +356,8 @@ async fn health(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": app.started.elapsed().as_secs_f64(),
         "backend": app.ecr.store.backend(),
+        // Where blobs live: `--blobs` may put them elsewhere than metadata.
+        "blobs": app.ecr.blobs.backend(),
     }))
 }
 

@@ -23,6 +23,7 @@ use crate::store::disk_blobs::DiskBlobStore;
 use crate::store::memory::MemoryStore;
 use crate::store::memory_blobs::MemoryBlobStore;
 use crate::store::postgres::PostgresStore;
+use crate::store::s3_blobs::S3BlobStore;
 use crate::store::{MetadataStore, StoreError};
 
 /// Everything a request handler can reach.
@@ -94,9 +95,9 @@ impl AppState {
         };
         let shared_metadata = match &config.metadata_url {
             Some(url) => {
-                if data_dir.is_none() {
+                if data_dir.is_none() && config.blobs_url.is_none() {
                     return Err(StartError::Store(StoreError(
-                        "--metadata needs somewhere durable for the blobs too: add --data-dir"
+                        "--metadata keeps only the metadata: give --blobs (or --data-dir) for the blobs"
                             .to_string(),
                     )));
                 }
@@ -117,18 +118,18 @@ impl AppState {
             .clone()
             .unwrap_or_else(|| "localhost:{port}".to_string())
             .replace("{port}", &port.to_string());
-        let (store, blobs): (Arc<dyn MetadataStore>, Arc<dyn BlobStore>) = match data_dir {
-            Some(dir) => (
-                match shared_metadata {
-                    Some(store) => store,
-                    None => Arc::new(DiskStore::open(dir.clone())?),
-                },
-                Arc::new(DiskBlobStore::open(dir)?),
-            ),
-            None => (
-                Arc::new(MemoryStore::new()),
-                Arc::new(MemoryBlobStore::new()),
-            ),
+        let store: Arc<dyn MetadataStore> = match (shared_metadata, &data_dir) {
+            (Some(postgres), _) => postgres,
+            (None, Some(dir)) => Arc::new(DiskStore::open(dir.clone())?),
+            (None, None) => Arc::new(MemoryStore::new()),
+        };
+        // `--blobs s3://...` keeps blobs in a bucket whatever keeps metadata.
+        let blobs: Arc<dyn BlobStore> = match (&config.blobs_url, data_dir) {
+            (Some(url), _) => {
+                S3BlobStore::from_config(url, config.s3_endpoint.as_deref())?.shared()
+            }
+            (None, Some(dir)) => Arc::new(DiskBlobStore::open(dir)?),
+            (None, None) => Arc::new(MemoryBlobStore::new()),
         };
         let public_host = match (&config.public_host, config.public_port) {
             (Some(host), _) => host.clone(),

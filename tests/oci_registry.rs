@@ -1937,3 +1937,142 @@ async fn direct_blob_reads_and_ranges() {
         assert_eq!(r.status(), 201);
     }
 }
+
+/// `--blobs s3://BUCKET/PREFIX` (moto's S3 server here) under in-memory
+/// metadata: a chunked push of a layer bigger than a multipart part, a
+/// pull that follows the 307 to a presigned URL of the bucket (as ECR
+/// redirects to S3), GetDownloadUrlForLayer handing out the same kind of
+/// URL, and a blob gone from the bucket answering BLOB_UNKNOWN and
+/// LayersNotFoundException instead of a dead link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_blobs_are_served_by_presigned_urls() {
+    ecrd::test_support::s3::use_test_credentials();
+    let s3 = ecrd::test_support::s3::S3TestServer::start();
+    let bucket = s3.bucket().await;
+    let endpoint = s3.endpoint().to_string();
+    let reg = Reg::start_with(Backend::Memory, |c| {
+        c.blobs_url = Some(format!("s3://{bucket}/ecrd"));
+        c.s3_endpoint = Some(endpoint.clone());
+    })
+    .await;
+    let health: Value = reqwest::get(reg.url("/_ecrd/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (health["backend"].as_str(), health["blobs"].as_str()),
+        (Some("memory"), Some("s3"))
+    );
+    reg.create_repo("s3/app").await;
+
+    // A 9 MiB layer in two PATCHes, as chunked clients push.
+    let layer: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let digest = sha256(&layer);
+    let r = reg
+        .req(Method::POST, "/v2/s3/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mut location = header(&r, "location").to_string();
+    for piece in layer.chunks(layer.len() / 2 + 1) {
+        let r = reg
+            .http
+            .patch(reg.url(&location))
+            .header("authorization", &reg.auth)
+            .header("content-type", "application/octet-stream")
+            .body(piece.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+        location = header(&r, "location").to_string();
+    }
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let r = reg
+        .http
+        .put(reg.url(&format!("{location}{sep}digest={digest}")))
+        .header("authorization", &reg.auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let c = reg.push_blob("s3/app", config).await;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": c, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": layer.len()}],
+    })
+    .to_string();
+    let r = reg
+        .put_manifest("s3/app", "v1", OCI_MANIFEST, &manifest)
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    // The pull: a 307 to the bucket, whose URL needs nothing else.
+    let blob_path = format!("/v2/s3/app/blobs/{digest}");
+    let r = reg.req(Method::GET, &blob_path).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+    let presigned = header(&r, "location").to_string();
+    let hex = &digest["sha256:".len()..];
+    let object = format!("{endpoint}/{bucket}/ecrd/blobs/sha256/{}/{hex}", &hex[..2]);
+    assert!(
+        presigned.starts_with(&format!("{object}?")),
+        "{presigned} is not {object}?..."
+    );
+    assert!(presigned.contains("X-Amz-Signature="), "{presigned}");
+    let r = reqwest::get(&presigned).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), layer);
+    // A HEAD is still answered by ecrd.
+    let r = reg.req(Method::HEAD, &blob_path).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-length"), layer.len().to_string());
+
+    // GetDownloadUrlForLayer hands out the bucket's URL too.
+    let ecr = reg.server.ecr();
+    let (_, _) = common::push_image(&ecr, "s3/app", "sdk", "v2").await;
+    let sdk_layer = "layer of sdk".repeat(10);
+    let out = ecr
+        .get_download_url_for_layer()
+        .repository_name("s3/app")
+        .layer_digest(sha256(sdk_layer.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let url = out.download_url().unwrap();
+    assert!(
+        url.starts_with(&format!("{endpoint}/{bucket}/ecrd/blobs/")),
+        "{url}"
+    );
+    let r = reqwest::get(url).await.unwrap();
+    assert_eq!(r.bytes().await.unwrap(), sdk_layer.as_bytes());
+
+    // The object gone from the bucket: unknown, not a dead URL.
+    use object_store::ObjectStoreExt as _;
+    let key = object
+        .strip_prefix(&format!("{endpoint}/{bucket}/"))
+        .unwrap()
+        .to_string();
+    s3.builder(&bucket)
+        .build()
+        .unwrap()
+        .delete(&object_store::path::Path::from(key))
+        .await
+        .unwrap();
+    let r = reg.req(Method::GET, &blob_path).send().await.unwrap();
+    let (status, code, _) = error_of(r).await;
+    assert_eq!((status, code.as_str()), (404, "BLOB_UNKNOWN"));
+    let err = ecr
+        .get_download_url_for_layer()
+        .repository_name("s3/app")
+        .layer_digest(&digest)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(common::err_code(&err).0, "LayersNotFoundException");
+}

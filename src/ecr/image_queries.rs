@@ -46,7 +46,7 @@ use super::records::{ImageRecord, UploadRecord};
 use super::repositories::get_repository;
 use super::{load, save, Ecr};
 use crate::digest::Digest;
-use crate::store::blobs::ByteStream;
+use crate::store::blobs::{BlobUrl, ByteStream};
 use crate::store::{ReadTxn, Table};
 
 /// The part size InitiateLayerUpload reports (what ECR answers).
@@ -554,28 +554,35 @@ impl Ecr {
     /// GetDownloadUrlForLayer's checks: the layer is in the repository
     /// (LayersNotFoundException) and an image of it references the layer
     /// ("You can only get URLs for image layers that are referenced in an
-    /// image": LayerInaccessibleException).
+    /// image": LayerInaccessibleException). Also where the layer is fetched
+    /// from (`Ecr::blob_url`); a blob the store lost is LayersNotFound too.
     pub async fn layer_for_download(
         &self,
         scope: &Scope,
         repo: &RepositoryName,
         digest: &str,
-    ) -> EcrResult<Digest> {
+    ) -> EcrResult<(Digest, BlobUrl)> {
         let digest = Digest::parse(digest)
             .map_err(|e| EcrError::invalid_parameter("layerDigest", &e.to_string()))?;
-        if self.layer_size(scope, repo, &digest).await?.is_none() {
-            return Err(EcrError::new(
+        let not_found = |digest: &Digest| {
+            EcrError::new(
                 ErrorKind::LayersNotFound,
                 format!("The layer with digest '{digest}' does not exist in the repository with name '{repo}' in the registry with id '{}'", scope.account),
-            ));
-        }
+            )
+        };
+        let Some(size) = self.layer_size(scope, repo, &digest).await? else {
+            return Err(not_found(&digest));
+        };
         if !self.layer_is_referenced(scope, repo, &digest)? {
             return Err(EcrError::new(
                 ErrorKind::LayerInaccessible,
                 format!("The layer with digest '{digest}' in the repository with name '{repo}' in the registry with id '{}' is not associated with an image", scope.account),
             ));
         }
-        Ok(digest)
+        match self.blob_url(&digest, size).await? {
+            BlobUrl::Missing => Err(not_found(&digest)),
+            url => Ok((digest, url)),
+        }
     }
 
     /// Whether any image of the repository references the blob. Scans the

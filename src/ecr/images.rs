@@ -19,7 +19,7 @@ use super::records::{ImageRecord, LayerRecord, RepositoryRecord, UploadRecord};
 use super::repositories::get_repository;
 use super::{load, save, Ecr};
 use crate::digest::Digest;
-use crate::store::blobs::{BlobError, ByteStream};
+use crate::store::blobs::{BlobError, BlobUrl, ByteStream};
 use crate::store::{ReadTxn, Table, WriteTxn};
 
 static TAG: LazyLock<Regex> = LazyLock::new(|| {
@@ -399,6 +399,15 @@ impl Ecr {
             Some(_) => Ok(self.blobs.size(digest).await?),
             None => Ok(None),
         }
+    }
+
+    /// Where a client fetches a blob of `size` bytes that a repository
+    /// holds: the blob store's presigned URL when it makes them (S3, as ECR
+    /// itself redirects to S3), `BlobUrl::Ecrd` for ecrd's own signed URL,
+    /// or `BlobUrl::Missing` when the store no longer has it.
+    pub async fn blob_url(&self, digest: &Digest, size: u64) -> EcrResult<BlobUrl> {
+        let lifetime = crate::auth::token::DOWNLOAD_URL_LIFETIME.unsigned_abs();
+        Ok(self.blobs.download_url(digest, size, lifetime).await?)
     }
 
     /// A blob's bytes (a range of them), if `repo` holds it.

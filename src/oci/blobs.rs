@@ -3,7 +3,8 @@
 //!
 //! Like ECR, a blob GET answers `307 Temporary Redirect` to a short-lived URL
 //! that needs no other credentials (ECR's are presigned S3 URLs; ecrd signs
-//! its own, the same ones GetDownloadUrlForLayer hands out). With
+//! its own, the same ones GetDownloadUrlForLayer hands out, or with
+//! `--blobs s3://...` presigns the bucket's). With
 //! `--blob-redirect=false` the bytes are served on `/v2/` directly. A HEAD
 //! always answers directly. Both serve single `Range`s (RFC 9110 §14):
 //! `206` with `Content-Range`, `416` when no byte is satisfiable; anything
@@ -27,6 +28,7 @@ use crate::ecr::images::LayerDeletion;
 use crate::ecr::names::{AccountId, Region, RepositoryName, Scope};
 use crate::ecr::Ecr;
 use crate::state::AppState;
+use crate::store::blobs::BlobUrl;
 
 /// `GET|HEAD /v2/<name>/blobs/<digest>`.
 pub async fn get(
@@ -79,12 +81,17 @@ pub async fn get(
         ));
     }
     if ctx.app.config.blob_redirect {
-        let location = ctx.app.tokens.download_path(
-            &ctx.scope,
-            repo.as_str(),
-            &digest.to_string(),
-            ecr.clock.now(),
-        );
+        let location = match ecr.blob_url(&digest, size).await? {
+            // S3 blobs: straight to the bucket, as ECR redirects.
+            BlobUrl::Presigned(url) => url,
+            BlobUrl::Missing => return Err(OciError::blob_unknown(&digest.to_string())),
+            BlobUrl::Ecrd => ctx.app.tokens.download_path(
+                &ctx.scope,
+                repo.as_str(),
+                &digest.to_string(),
+                ecr.clock.now(),
+            ),
+        };
         return Ok(empty_response(
             StatusCode::TEMPORARY_REDIRECT,
             &[

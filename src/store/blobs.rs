@@ -8,7 +8,7 @@
 //! by the domain).
 
 use std::pin::Pin;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -71,6 +71,18 @@ pub struct UploadStat {
     pub active: SystemTime,
 }
 
+/// Where a client is sent to fetch a blob (a registry GET's 307, the URL
+/// GetDownloadUrlForLayer hands out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobUrl {
+    /// ecrd serves the blob itself, on its own signed URL.
+    Ecrd,
+    /// A presigned URL of the object store, needing no other credentials.
+    Presigned(String),
+    /// The store holds no blob of that digest and size.
+    Missing,
+}
+
 /// Bytes addressed by digest, plus upload sessions.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -122,6 +134,21 @@ pub trait BlobStore: Send + Sync {
         let _ = digest;
         Ok(None)
     }
+    /// Where a client fetches the blob of `digest`, which the caller knows
+    /// to be `size` bytes, for `expires_in`. By default, from ecrd itself;
+    /// an object store presigns a URL of its own (after checking the object
+    /// is there, so a missing one answers "unknown" rather than a dead link).
+    async fn download_url(
+        &self,
+        digest: &Digest,
+        size: u64,
+        expires_in: Duration,
+    ) -> Result<BlobUrl, StoreError> {
+        let _ = (digest, size, expires_in);
+        Ok(BlobUrl::Ecrd)
+    }
+    /// A short name for health output: `memory`, `disk` or `s3`.
+    fn backend(&self) -> &'static str;
 }
 
 /// Reads a whole (small) blob into memory; None if absent.

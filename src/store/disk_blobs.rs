@@ -787,6 +787,10 @@ impl BlobStore for DiskBlobStore {
         .await
         .map_err(join_error)?
     }
+
+    fn backend(&self) -> &'static str {
+        "disk"
+    }
 }
 
 #[cfg(test)]

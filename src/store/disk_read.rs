@@ -8,7 +8,7 @@
 //!
 //! A whole-blob read is checked unless this process already knows the file
 //! good (`KnownGood`): the reader hashes what it reads and holds the last
-//! chunk back until the digest is known. If the content no longer has its
+//! chunk back until the digest is known (`checked_read`). If the content no longer has its
 //! digest the last chunk is never sent; the stream ends in an error
 //! instead, so the response stops short of its `Content-Length` and the
 //! client sees a broken transfer, never a complete wrong blob. The file is
@@ -36,7 +36,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::blobs::ByteStream;
-use crate::digest::{Digest, Hasher};
+use super::checked_read::HoldBack;
+use crate::digest::Digest;
 
 /// Size of the chunks a stored blob is streamed out in.
 pub const READ_CHUNK: usize = 1024 * 1024;
@@ -135,7 +136,7 @@ fn read_into(
     check: Option<Check>,
     tx: &mpsc::Sender<Chunk>,
 ) {
-    let mut hasher = check.as_ref().map(|c| Hasher::new(c.expected.algorithm()));
+    let mut held = check.as_ref().map(|c| HoldBack::new(c.expected.clone()));
     if start > 0 {
         if let Err(e) = file.seek(SeekFrom::Start(start)) {
             let _ = tx.blocking_send(Err(e));
@@ -143,8 +144,8 @@ fn read_into(
         }
     }
     let mut left = end - start;
-    // The chunk read last, not yet sent: with a check, the last one waits
-    // for the verdict.
+    // Without a check, the chunk read last; with one, `held` keeps it until
+    // the verdict.
     let mut pending: Option<Bytes> = None;
     while left > 0 {
         let want = left.min(READ_CHUNK as u64) as usize;
@@ -162,19 +163,23 @@ fn read_into(
             }
         }
         left -= want as u64;
-        if let Some(h) = hasher.as_mut() {
-            h.update(&buf);
-        }
-        if let Some(previous) = pending.replace(Bytes::from(buf)) {
+        let ready = match held.as_mut() {
+            Some(h) => h.push(Bytes::from(buf)),
+            None => pending.replace(Bytes::from(buf)),
+        };
+        if let Some(previous) = ready {
             if tx.blocking_send(Ok(previous)).is_err() {
                 return;
             }
         }
     }
-    if let (Some(check), Some(hasher)) = (check, hasher) {
-        if let Some(e) = verdict(path, &check, hasher) {
-            let _ = tx.blocking_send(Err(e));
-            return;
+    if let (Some(check), Some(held)) = (check, held) {
+        match held.finish() {
+            Ok(last) => pending = last,
+            Err(computed) => {
+                let _ = tx.blocking_send(Err(corrupt(path, &check, &computed)));
+                return;
+            }
         }
         check.known_good.remember(check.expected, check.stamp);
     }
@@ -183,22 +188,18 @@ fn read_into(
     }
 }
 
-/// None when the content has its digest; else the error that ends the
-/// stream, after the file is moved aside.
-fn verdict(path: &Path, check: &Check, hasher: Hasher) -> Option<std::io::Error> {
-    let computed = hasher.finish();
-    if computed == check.expected {
-        return None;
-    }
-    set_aside(path, &check.corrupt_dir, &check.expected, &computed);
-    Some(std::io::Error::new(
+/// The error that ends the stream of a blob whose content has digest
+/// `computed`, after the file is moved aside.
+fn corrupt(path: &Path, check: &Check, computed: &Digest) -> std::io::Error {
+    set_aside(path, &check.corrupt_dir, &check.expected, computed);
+    std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         format!(
             "blob {} is corrupt on disk ({}): its content has digest {computed}",
             check.expected,
             path.display()
         ),
-    ))
+    )
 }
 
 /// Moves a blob whose content has digest `computed` instead of its own out

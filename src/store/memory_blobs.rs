@@ -393,6 +393,10 @@ impl BlobStore for MemoryBlobStore {
             .clear();
         Ok(())
     }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
 }
 
 #[cfg(test)]

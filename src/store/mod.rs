@@ -10,6 +10,7 @@
 //! conformance suite (`store::conformance`).
 
 pub mod blobs;
+pub mod checked_read;
 pub mod disk;
 pub mod disk_blobs;
 pub mod disk_read;
@@ -17,6 +18,8 @@ pub mod fleet;
 pub mod memory;
 pub mod memory_blobs;
 pub mod postgres;
+pub mod s3_blobs;
+pub mod sha256_state;
 pub mod tables;
 pub mod watched;
 

@@ -3,3 +3,4 @@
 //! tests).
 
 pub mod postgres;
+pub mod s3;

@@ -21,6 +21,10 @@ pub enum Backend {
     /// `--metadata` on a fresh PostgreSQL database
     /// (`ecrd::test_support::postgres`), blobs in a fresh `--data-dir`.
     Postgres,
+    /// What replicas run on: `--metadata` on a fresh PostgreSQL database
+    /// and `--blobs` on a fresh bucket of an S3 server
+    /// (`ecrd::test_support::s3`), no data directory.
+    Shared,
 }
 
 /// The backends a test loops over: memory and disk, or the list in
@@ -41,7 +45,7 @@ impl IntoIterator for Backends {
                 Ok(list) if !list.trim().is_empty() => list
                     .split(',')
                     .map(|name| {
-                        Backend::from_name(name.trim()).unwrap_or_else(|| {
+                        Backend::from_label(name.trim()).unwrap_or_else(|| {
                             panic!("ECRD_TEST_BACKENDS: unknown backend '{name}'")
                         })
                     })
@@ -53,19 +57,32 @@ impl IntoIterator for Backends {
 }
 
 impl Backend {
-    /// What `/_ecrd/health` reports as `backend`.
+    /// What `/_ecrd/health` reports as `backend` (the metadata's).
     pub fn name(self) -> &'static str {
         match self {
             Backend::Memory => "memory",
             Backend::Disk => "disk",
-            Backend::Postgres => "postgres",
+            Backend::Postgres | Backend::Shared => "postgres",
         }
     }
 
-    fn from_name(name: &str) -> Option<Backend> {
-        [Backend::Memory, Backend::Disk, Backend::Postgres]
-            .into_iter()
-            .find(|b| b.name() == name)
+    /// Its name in `ECRD_TEST_BACKENDS`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Shared => "shared",
+            other => other.name(),
+        }
+    }
+
+    fn from_label(label: &str) -> Option<Backend> {
+        [
+            Backend::Memory,
+            Backend::Disk,
+            Backend::Postgres,
+            Backend::Shared,
+        ]
+        .into_iter()
+        .find(|b| b.label() == label)
     }
 
     /// Whether state outlives the process (a restart on the same
@@ -105,11 +122,17 @@ impl TestServer {
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig::for_tests();
         configure(&mut config);
-        if backend == Backend::Postgres && config.metadata_url.is_none() {
+        if matches!(backend, Backend::Postgres | Backend::Shared) && config.metadata_url.is_none() {
             config.metadata_url = Some(ecrd::test_support::postgres::fresh_database());
         }
+        if backend == Backend::Shared && config.blobs_url.is_none() {
+            ecrd::test_support::s3::use_test_credentials();
+            let s3 = ecrd::test_support::s3::shared();
+            config.blobs_url = Some(format!("s3://{}/ecrd", s3.bucket().await));
+            config.s3_endpoint = Some(s3.endpoint().to_string());
+        }
         let data_dir = match backend {
-            Backend::Memory => None,
+            Backend::Memory | Backend::Shared => None,
             // A test that names its own directory (to restart on it) keeps it.
             Backend::Disk | Backend::Postgres if config.data_dir.is_some() => None,
             Backend::Disk | Backend::Postgres => {

@@ -13,6 +13,7 @@ use crate::api::Ctx;
 use crate::ecr::error::EcrResult;
 use crate::ecr::image_queries::{LayerCheck, PART_SIZE};
 use crate::ecr::repositories::parse_name;
+use crate::store::blobs::BlobUrl;
 
 pub async fn initiate_layer_upload(
     ctx: Ctx,
@@ -133,22 +134,32 @@ pub async fn get_download_url_for_layer(
         ecr.pull_through_layer(&ctx.caller, &scope, &repo, &wanted)
             .await?;
     }
-    let digest = ecr
+    let (digest, url) = ecr
         .layer_for_download(
             &scope,
             &repo,
             input.layer_digest.as_deref().unwrap_or_default(),
         )
         .await?;
-    let path =
-        ctx.app
-            .tokens
-            .download_path(&scope, repo.as_str(), &digest.to_string(), ecr.clock.now());
+    let download_url = match url {
+        // S3 blobs: the bucket's presigned URL, as ECR hands out.
+        BlobUrl::Presigned(url) => url,
+        // `layer_for_download` answers LayersNotFound for these.
+        BlobUrl::Ecrd | BlobUrl::Missing => {
+            let path = ctx.app.tokens.download_path(
+                &scope,
+                repo.as_str(),
+                &digest.to_string(),
+                ecr.clock.now(),
+            );
+            format!(
+                "{}{path}",
+                ecr.fetch_base_url(&scope, ctx.caller.secure_transport)
+            )
+        }
+    };
     Ok(GetDownloadUrlForLayerResponse {
-        download_url: Some(format!(
-            "{}{path}",
-            ecr.fetch_base_url(&scope, ctx.caller.secure_transport)
-        )),
+        download_url: Some(download_url),
         layer_digest: Some(digest.to_string()),
     })
 }
