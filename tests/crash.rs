@@ -795,7 +795,9 @@ async fn replicas_lose_nothing_when_one_is_killed() {
             }));
         }
         let mid_gc = round % 2 == 1;
-        let kill_after = Duration::from_millis(rng.gen_range(30..400));
+        // Long enough for the victim to acknowledge pushes too (an image takes
+        // tens of milliseconds against moto's S3).
+        let kill_after = Duration::from_millis(rng.gen_range(300..1200));
         tokio::time::sleep(kill_after).await;
         if mid_gc {
             // A collection on the victim, killed a moment after it began.
