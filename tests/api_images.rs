@@ -12,7 +12,7 @@ use aws_sdk_ecr::types::{
     ListImageReferrersFilter, ListImagesFilter, SubjectIdentifier, TagStatus,
 };
 use aws_sdk_ecr::Client;
-use common::{err_code, TestServer, BACKENDS};
+use common::{err_code, Backend, TestServer, BACKENDS};
 use sha2::{Digest as _, Sha256};
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -335,7 +335,9 @@ async fn push_describe_pull_download_delete() {
             .secs();
         assert!((pulled_at - now).abs() < 60);
 
-        // GetDownloadUrlForLayer: a short-lived URL on ecrd itself.
+        // GetDownloadUrlForLayer: a short-lived URL on ecrd itself, or, with
+        // the blobs in a bucket, a presigned URL of the bucket (as ECR's
+        // point at S3).
         let url = ecr
             .get_download_url_for_layer()
             .repository_name("team/app")
@@ -345,12 +347,23 @@ async fn push_describe_pull_download_delete() {
             .unwrap();
         assert_eq!(url.layer_digest(), Some(s.as_str()));
         let download = url.download_url().unwrap();
-        let prefix = format!(
-            "http://localhost:{}/_ecrd/layers/000000000000/us-east-1/{s}?repository=team%2Fapp&expires=",
-            server.port
-        );
-        assert!(download.starts_with(&prefix), "{download}");
-        assert!(download.contains("&signature="));
+        if backend == Backend::Shared {
+            let endpoint = server.state.config.s3_endpoint.clone().unwrap();
+            let hex = &s["sha256:".len()..];
+            assert!(download.starts_with(&endpoint), "{download}");
+            assert!(
+                download.contains(&format!("/blobs/sha256/{}/{hex}?", &hex[..2])),
+                "{download}"
+            );
+            assert!(download.contains("X-Amz-Signature="), "{download}");
+        } else {
+            let prefix = format!(
+                "http://localhost:{}/_ecrd/layers/000000000000/us-east-1/{s}?repository=team%2Fapp&expires=",
+                server.port
+            );
+            assert!(download.starts_with(&prefix), "{download}");
+            assert!(download.contains("&signature="));
+        }
         // Fetch it when the data plane serves the route (it is written in
         // parallel with these operations).
         let fetched = server

@@ -664,6 +664,13 @@ async fn a_corrupt_blob_is_never_served_whole_and_the_scrub_sets_it_aside() {
             r.json::<Value>().await.unwrap()
         };
         let report = scrub().await;
+        if server.state.config.blobs_url.is_some() {
+            // A bucket's blobs are re-hashed too; rot in the bucket is
+            // `store::s3_blobs::tests::a_corrupt_object_is_never_streamed_whole`.
+            assert_eq!(report["corrupt"], json!([]), "{report}");
+            assert!(report["checked"].as_u64().unwrap() >= 2, "{report}");
+            continue;
+        }
         let Some(dir) = server.state.config.data_dir.clone() else {
             assert_eq!(report, json!({"checked": 0, "corrupt": []}), "{backend:?}");
             continue;

@@ -69,7 +69,12 @@ impl Reg {
         }
     }
 
+    /// A path on the server, or a URL elsewhere as it is (a redirect to a
+    /// bucket's presigned URL).
     fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_string();
+        }
         format!("{}{path}", self.server.url)
     }
 
@@ -1728,9 +1733,14 @@ async fn deletes_never_break_an_acknowledged_image() {
     }
 }
 
+/// ecrd's own signed layer URLs; a bucket's presigned ones are
+/// `s3_blobs_are_served_by_presigned_urls`.
 #[tokio::test]
 async fn blob_redirects_and_signed_urls() {
     for &backend in BACKENDS {
+        if backend == Backend::Shared {
+            continue;
+        }
         let reg = Reg::start(backend).await;
         reg.create_repo("team/redirect").await;
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 13) as u8).collect();
