@@ -1051,11 +1051,13 @@ impl Ecr {
             }
         };
         let tx = self.store.read()?;
+        let digests: Vec<_> = images.iter().map(|i| i.digest.clone()).collect();
+        let mut scans = Ecr::scans_of_page(&*tx, scope, repo.as_str(), &digests)?;
         let items = images
             .into_iter()
             .map(|image| {
                 let size_in_bytes = displayed_size(&*tx, scope, repo, &image)?;
-                let scan = Ecr::scan_of(&*tx, scope, repo.as_str(), &image.digest)?;
+                let scan = scans.remove(&image.digest);
                 Ok(DescribedImage::new(image, size_in_bytes, now, scan))
             })
             .collect::<EcrResult<Vec<_>>>()?;

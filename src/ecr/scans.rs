@@ -438,6 +438,49 @@ impl Ecr {
         load(tx, Table::ImageScans, &scan_key(scope, repo, digest))
     }
 
+    /// The latest scans of the images `digests` of one repository (a page
+    /// of a listing), read with range scans over the keys from the least to
+    /// the greatest rather than one look-up each: on a
+    /// networked store each look-up is a round trip, and a page of 100
+    /// images would cost 100 of them.
+    pub(crate) fn scans_of_page(
+        tx: &(impl ReadTxn + ?Sized),
+        scope: &Scope,
+        repo: &str,
+        digests: &[crate::digest::Digest],
+    ) -> EcrResult<std::collections::HashMap<crate::digest::Digest, ScanRecord>> {
+        const CHUNK: usize = 128;
+        let mut found = std::collections::HashMap::new();
+        let (Some(first), Some(last)) = (digests.iter().min(), digests.iter().max()) else {
+            return Ok(found);
+        };
+        let wanted: std::collections::HashSet<&crate::digest::Digest> = digests.iter().collect();
+        let first_key = scan_key(scope, repo, first);
+        let last_key = scan_key(scope, repo, last);
+        let prefix = &first_key[..first_key.len() - first.to_string().len()];
+        // Scans begin after a key; the first key less its last character
+        // sorts before it, and what lies between is filtered out below.
+        let mut after = first_key[..first_key.len() - 1].to_string();
+        loop {
+            let batch = tx.scan(Table::ImageScans, prefix, Some(&after), CHUNK)?;
+            let complete = batch.len() < CHUNK;
+            for (key, value) in batch {
+                if key > last_key {
+                    return Ok(found);
+                }
+                if let Ok(digest) = crate::digest::Digest::parse(&key[prefix.len()..]) {
+                    if wanted.contains(&digest) {
+                        found.insert(digest, serde_json::from_slice(&value)?);
+                    }
+                }
+                after = key;
+            }
+            if complete {
+                return Ok(found);
+            }
+        }
+    }
+
     /// The inventory kept for an image, if it was scanned before.
     pub(crate) fn inventory_of(
         tx: &(impl ReadTxn + ?Sized),
