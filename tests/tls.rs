@@ -93,6 +93,11 @@ async fn proxy_endpoint_is_https_and_download_urls_follow_the_connection() {
             format!("https://localhost:{}", server.port),
             "{backend:?}"
         );
+        if server.state.config.blobs_url.is_some() {
+            // A bucket's presigned URLs name the bucket's endpoint, whatever
+            // the connection (`s3_blobs_are_served_by_presigned_urls`).
+            continue;
+        }
         let request = format!(r#"{{"repositoryName":"dl","layerDigest":"{digest}"}}"#);
         let (status, plain, _) = api_call(&server.url, "GetDownloadUrlForLayer", &request).await;
         assert_eq!(status, 200, "{backend:?}: {plain}");
