@@ -342,6 +342,20 @@ impl Client {
 }
 
 /// The registry password, by GetAuthorizationToken signed with SigV4.
+/// `ECRD_CRASH_SEED` (else a random seed) and `ECRD_CRASH_ROUNDS` (else
+/// `default_rounds`).
+fn seed_and_rounds(default_rounds: usize) -> (u64, usize) {
+    let seed = std::env::var("ECRD_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let rounds = std::env::var("ECRD_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_rounds);
+    (seed, rounds)
+}
+
 async fn login(url: &str) -> String {
     let (status, body, _) = common::api_call(url, "GetAuthorizationToken", "{}").await;
     assert_eq!(status, 200, "{body}");
@@ -551,14 +565,7 @@ async fn collect_everything(client: &Client, ledger: &Mutex<Ledger>) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_pushes_survive_sigkill() {
     let started = Instant::now();
-    let seed: u64 = std::env::var("ECRD_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    let rounds: usize = std::env::var("ECRD_CRASH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(16);
+    let (seed, rounds) = seed_and_rounds(16);
     eprintln!("crash test: seed {seed}, {rounds} rounds (ECRD_CRASH_SEED={seed} replays it)");
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -708,14 +715,7 @@ fn forget_unused_blobs(ledger: &Mutex<Ledger>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_lose_nothing_when_one_is_killed() {
     let started = Instant::now();
-    let seed: u64 = std::env::var("ECRD_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    let rounds: usize = std::env::var("ECRD_CRASH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(8);
+    let (seed, rounds) = seed_and_rounds(8);
     eprintln!(
         "replica crash test: seed {seed}, {rounds} rounds (ECRD_CRASH_SEED={seed} replays it)"
     );

@@ -11,6 +11,33 @@ pub fn run(store: &dyn MetadataStore) {
     clear_empties(store);
 }
 
+/// For stores whose reads never wait for a writer (disk, PostgreSQL; the
+/// memory store's reads hold its lock): a read transaction keeps its
+/// snapshot while writes commit, and reads may nest.
+pub fn reads_see_a_snapshot(store: &dyn MetadataStore) {
+    let mut tx = store.write().unwrap();
+    tx.put(Table::Images, "k", b"old".to_vec()).unwrap();
+    tx.commit().unwrap();
+    let outer = store.read().unwrap();
+    assert_eq!(
+        outer.get(Table::Images, "k").unwrap(),
+        Some(b"old".to_vec())
+    );
+    let mut tx = store.write().unwrap();
+    tx.put(Table::Images, "k", b"new".to_vec()).unwrap();
+    tx.commit().unwrap();
+    // The outer read keeps its snapshot; a new (nested) one sees the commit.
+    assert_eq!(
+        outer.get(Table::Images, "k").unwrap(),
+        Some(b"old".to_vec())
+    );
+    let inner = store.read().unwrap();
+    assert_eq!(
+        inner.get(Table::Images, "k").unwrap(),
+        Some(b"new".to_vec())
+    );
+}
+
 fn put_get_delete(store: &dyn MetadataStore) {
     let mut tx = store.write().unwrap();
     tx.put(Table::Repositories, "a/r/x", b"1".to_vec()).unwrap();

@@ -764,27 +764,7 @@ mod tests {
     #[test]
     fn reads_nest_and_see_a_snapshot() {
         let store = PostgresStore::open(&fresh_database()).unwrap();
-        let mut tx = store.write().unwrap();
-        tx.put(Table::Images, "k", b"old".to_vec()).unwrap();
-        tx.commit().unwrap();
-        let outer = store.read().unwrap();
-        assert_eq!(
-            outer.get(Table::Images, "k").unwrap(),
-            Some(b"old".to_vec())
-        );
-        let mut tx = store.write().unwrap();
-        tx.put(Table::Images, "k", b"new".to_vec()).unwrap();
-        tx.commit().unwrap();
-        // The outer read keeps its snapshot; a nested one sees the commit.
-        assert_eq!(
-            outer.get(Table::Images, "k").unwrap(),
-            Some(b"old".to_vec())
-        );
-        let inner = store.read().unwrap();
-        assert_eq!(
-            inner.get(Table::Images, "k").unwrap(),
-            Some(b"new".to_vec())
-        );
+        crate::store::conformance::reads_see_a_snapshot(&store);
     }
 
     /// Two stores on one database are two replicas: their write
