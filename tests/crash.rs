@@ -850,6 +850,48 @@ async fn replicas_lose_nothing_when_one_is_killed() {
         })
         .collect();
     verify(&clients[0], &ledger, rounds, true).await;
+
+    // A chunked upload begun on one replica, continued and finished on the
+    // other, pulled back through the first.
+    let data: Vec<u8> = (0..(9 << 20) + 5).map(|i| (i % 239) as u8).collect();
+    let digest = sha256(&data);
+    let r = clients[0]
+        .req(Method::POST, &format!("/v2/{REPO}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mut location = r.headers()["location"].to_str().unwrap().to_string();
+    let half = data.len() / 2;
+    for (client, part, start) in [
+        (&clients[0], &data[..half], 0),
+        (&clients[1], &data[half..], half),
+    ] {
+        let r = client
+            .req(Method::PATCH, &location)
+            .header(
+                "content-range",
+                format!("{start}-{}", start + part.len() - 1),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(part.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+        location = r.headers()["location"].to_str().unwrap().to_string();
+    }
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let r = clients[1]
+        .req(Method::PUT, &format!("{location}{sep}digest={digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let (status, body) = clients[0].get(&format!("/v2/{REPO}/blobs/{digest}")).await;
+    assert_eq!(status, 200);
+    assert!(body == data, "the moved upload's blob differs");
+
     collect_everything(&clients[1], &ledger).await;
     verify(&clients[0], &ledger, rounds + 1, false).await;
     let images = ledger.lock().unwrap().manifests.len();
