@@ -296,3 +296,42 @@ pub async fn run_blobs(store: &dyn super::blobs::BlobStore) {
     store.clear().await.unwrap();
     assert!(store.list().await.unwrap().is_empty());
 }
+
+/// A request body of `parts`, for blob store tests.
+pub fn owned_body(parts: Vec<Vec<u8>>) -> super::blobs::ByteStream {
+    let items: Vec<Result<bytes::Bytes, std::io::Error>> = parts
+        .into_iter()
+        .map(|p| Ok(bytes::Bytes::from(p)))
+        .collect();
+    Box::pin(futures_util::stream::iter(items))
+}
+
+/// A body that fails part-way keeps what arrived appended, and the upload
+/// goes on from there, on `resumed_by` (the same store, or another replica
+/// on the same storage).
+pub async fn body_error_keeps_what_arrived(
+    store: &dyn super::blobs::BlobStore,
+    resumed_by: &dyn super::blobs::BlobStore,
+) {
+    use super::blobs::BlobError;
+    let id = store.create_upload().await.unwrap();
+    let items: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from_static(b"part")),
+        Err(std::io::Error::other("client went away")),
+    ];
+    assert!(matches!(
+        store
+            .append_upload(&id, Box::pin(futures_util::stream::iter(items)))
+            .await,
+        Err(BlobError::Body(_))
+    ));
+    assert_eq!(resumed_by.upload_size(&id).await.unwrap(), 4);
+    resumed_by
+        .append_upload(&id, owned_body(vec![b"ial".to_vec()]))
+        .await
+        .unwrap();
+    store
+        .finish_upload(&id, &crate::digest::Digest::sha256_of(b"partial"))
+        .await
+        .unwrap();
+}

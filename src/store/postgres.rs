@@ -420,18 +420,18 @@ impl PostgresStore {
     /// A write transaction, holding the fleet's writer lock from its start
     /// as the disk backend's `BEGIN IMMEDIATE` does: what the transaction
     /// reads is then what it writes over.
-    fn begin_write(&self) -> Result<PostgresWrite<'_>, StoreError> {
+    fn begin_write(&self) -> Result<PostgresTxn<'_>, StoreError> {
         let conn = self.lease()?;
         let began = wait(conn.client.batch_execute(&format!(
             "{WRITE_BEGIN}; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
         )));
         began.map_err(|e| self.error(e))?;
-        Ok(PostgresWrite(PostgresRead(Mutex::new(Txn {
+        Ok(PostgresTxn(Mutex::new(Txn {
             store: self,
             conn: Some(conn),
             begun: true,
             begin: WRITE_BEGIN,
-        }))))
+        })))
     }
 
     /// The registry-password signing secret every replica on this database
@@ -580,17 +580,19 @@ impl Drop for Txn<'_> {
 const READ_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 const WRITE_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
-/// A read transaction. The trait's reads take `&self`, and a statement
-/// needs the transaction mutably (it may send the `BEGIN`), hence the cell.
-struct PostgresRead<'a>(Mutex<Txn<'a>>);
+/// A transaction, read or write. The trait's reads take `&self`, and a
+/// statement needs the transaction mutably (it may send the `BEGIN`), hence
+/// the cell. A write transaction holds the fleet's writer lock from its
+/// start ([`PostgresStore::begin_write`]).
+struct PostgresTxn<'a>(Mutex<Txn<'a>>);
 
-impl<'a> PostgresRead<'a> {
+impl<'a> PostgresTxn<'a> {
     fn txn(&self) -> std::sync::MutexGuard<'_, Txn<'a>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-impl ReadTxn for PostgresRead<'_> {
+impl ReadTxn for PostgresTxn<'_> {
     fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.txn().get(table, key)
     }
@@ -608,49 +610,26 @@ impl ReadTxn for PostgresRead<'_> {
     }
 }
 
-/// A write transaction: it holds the fleet's writer lock from its start.
-struct PostgresWrite<'a>(PostgresRead<'a>);
-
-impl ReadTxn for PostgresWrite<'_> {
-    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get(table, key)
-    }
-    fn scan(
-        &self,
-        table: Table,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        self.0.scan(table, prefix, start_after, limit)
-    }
-    fn count(&self, table: Table) -> Result<u64, StoreError> {
-        self.0.count(table)
-    }
-}
-
-impl WriteTxn for PostgresWrite<'_> {
+impl WriteTxn for PostgresTxn<'_> {
     fn put(&mut self, table: Table, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.0
-            .txn()
+        self.txn()
             .query(|c| &c.put, &[&table.name(), &key, &value])
             .map(drop)
     }
     fn delete(&mut self, table: Table, key: &str) -> Result<(), StoreError> {
-        self.0
-            .txn()
+        self.txn()
             .query(|c| &c.delete, &[&table.name(), &key])
             .map(drop)
     }
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0.txn().end("COMMIT")
+        self.txn().end("COMMIT")
     }
 }
 
 impl MetadataStore for PostgresStore {
     fn read(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
         let conn = self.lease()?;
-        Ok(Box::new(PostgresRead(Mutex::new(Txn {
+        Ok(Box::new(PostgresTxn(Mutex::new(Txn {
             store: self,
             conn: Some(conn),
             begun: false,
@@ -665,7 +644,7 @@ impl MetadataStore for PostgresStore {
     fn clear(&self) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
         {
-            let mut txn = tx.0.txn();
+            let mut txn = tx.txn();
             let deleted = wait(txn.conn()?.client.batch_execute("DELETE FROM ecrd_kv"));
             deleted.map_err(|e| txn.failed(e))?;
         }
@@ -714,7 +693,7 @@ impl MetadataStore for PostgresStore {
         // committed, and every later one will be numbered above it.
         let tx = self.begin_write()?;
         let mark = {
-            let mut txn = tx.0.txn();
+            let mut txn = tx.txn();
             let conn = txn.conn()?;
             let row = wait(
                 conn.client

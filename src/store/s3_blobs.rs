@@ -228,6 +228,20 @@ impl S3BlobStore {
             .remove(id);
     }
 
+    /// Ends an upload (the caller holds its session): removes its state,
+    /// so a replica appending to it now fails to save, and returns what
+    /// the state said. Its parts are the caller's to use or discard.
+    async fn end_upload(&self, id: &str) -> Result<UploadState, BlobError> {
+        let saved = self.load_state(id).await?;
+        let key = self.state_key(id);
+        self.s3
+            .delete(&key)
+            .await
+            .map_err(|e| s3_error("cannot remove", &key, e))?;
+        self.end_session(id);
+        Ok(saved.state)
+    }
+
     fn busy(&self, id: &str) -> bool {
         self.sessions
             .lock()
@@ -799,16 +813,7 @@ impl BlobStore for S3BlobStore {
     async fn finish_upload(&self, id: &str, expected: &Digest) -> Result<u64, BlobError> {
         let session = self.session(id);
         let _held = session.lock().await;
-        let saved = self.load_state(id).await?;
-        // The upload ends here whatever happens next; a replica appending
-        // to it now fails to save.
-        let key = self.state_key(id);
-        self.s3
-            .delete(&key)
-            .await
-            .map_err(|e| s3_error("cannot remove", &key, e))?;
-        self.end_session(id);
-        let state = saved.state;
+        let state = self.end_upload(id).await?;
         let outcome = match expected.algorithm() {
             Algorithm::Sha256 if &state.sha256.finish() != expected => {
                 Err(BlobError::DigestMismatch {
@@ -824,14 +829,8 @@ impl BlobStore for S3BlobStore {
     async fn cancel_upload(&self, id: &str) -> Result<(), BlobError> {
         let session = self.session(id);
         let _held = session.lock().await;
-        let saved = self.load_state(id).await?;
-        let key = self.state_key(id);
-        self.s3
-            .delete(&key)
-            .await
-            .map_err(|e| s3_error("cannot remove", &key, e))?;
-        self.end_session(id);
-        self.discard_parts(id, &saved.state).await;
+        let state = self.end_upload(id).await?;
+        self.discard_parts(id, &state).await;
         Ok(())
     }
 
@@ -1045,11 +1044,7 @@ mod tests {
         (a, b)
     }
 
-    fn body(parts: Vec<Vec<u8>>) -> ByteStream {
-        let items: Vec<Result<Bytes, std::io::Error>> =
-            parts.into_iter().map(|p| Ok(Bytes::from(p))).collect();
-        Box::pin(futures_util::stream::iter(items))
-    }
+    use crate::store::conformance::owned_body as body;
 
     /// Content that differs everywhere, so a misplaced byte shows.
     fn content(len: usize, seed: u8) -> Vec<u8> {
@@ -1232,26 +1227,7 @@ mod tests {
     async fn body_error_keeps_what_arrived() {
         let server = S3TestServer::start();
         let (store, other) = open(&server).await;
-        let id = store.create_upload().await.unwrap();
-        let items: Vec<Result<Bytes, std::io::Error>> = vec![
-            Ok(Bytes::from_static(b"part")),
-            Err(std::io::Error::other("client went away")),
-        ];
-        assert!(matches!(
-            store
-                .append_upload(&id, Box::pin(futures_util::stream::iter(items)))
-                .await,
-            Err(BlobError::Body(_))
-        ));
-        assert_eq!(other.upload_size(&id).await.unwrap(), 4);
-        other
-            .append_upload(&id, body(vec![b"ial".to_vec()]))
-            .await
-            .unwrap();
-        store
-            .finish_upload(&id, &Digest::sha256_of(b"partial"))
-            .await
-            .unwrap();
+        crate::store::conformance::body_error_keeps_what_arrived(&store, &other).await;
     }
 
     /// A blob overwritten in the bucket with garbage of the same length:
