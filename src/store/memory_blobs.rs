@@ -92,7 +92,15 @@ impl Blocks {
 
     fn into_blob(mut self) -> Blob {
         if !self.open.is_empty() {
-            self.full.push(self.open.freeze());
+            // Frozen as it is, a short last block would keep the whole
+            // `BLOCK` it was allocated with: every small blob (a config, a
+            // tiny layer) would cost 1 MiB for as long as it is stored.
+            let last = if self.open.len() < BLOCK / 2 {
+                Bytes::copy_from_slice(&self.open)
+            } else {
+                self.open.freeze()
+            };
+            self.full.push(last);
         }
         Blob::new(self.full)
     }
