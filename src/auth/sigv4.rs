@@ -474,7 +474,9 @@ impl HeadVerified {
         );
 
         let mut matched = Choice::from(0u8);
-        let mut first: Option<(String, String)> = None;
+        // The first form tried, kept for the mismatch message; converted to
+        // text only if it is needed.
+        let mut first: Option<(Vec<u8>, String)> = None;
         let paths = path_candidates(&self.path);
         for path in &paths {
             for query in &queries {
@@ -493,10 +495,7 @@ impl HeadVerified {
                         hex::encode(hmac_sha256(&signing_key, string_to_sign.as_bytes()));
                     matched |= expected.as_bytes().ct_eq(self.signature.as_bytes());
                     if first.is_none() {
-                        first = Some((
-                            String::from_utf8_lossy(&canonical_request).into_owned(),
-                            string_to_sign,
-                        ));
+                        first = Some((canonical_request, string_to_sign));
                     }
                 }
             }
@@ -506,7 +505,7 @@ impl HeadVerified {
         }
         let (canonical_request, string_to_sign) = first.unwrap_or_default();
         Err(SigV4Error::SignatureMismatch {
-            canonical_request,
+            canonical_request: String::from_utf8_lossy(&canonical_request).into_owned(),
             string_to_sign,
         })
     }
