@@ -11,6 +11,15 @@ use ecrd::config::{LogFormat, ServeConfig};
 use ecrd::Server;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: a control-plane request makes about
+/// 170 small allocations (headers, the SigV4 canonical request, JSON), and
+/// glibc's `malloc`/`free` took a tenth of the server's CPU under load;
+/// with mimalloc a DescribeRepositories costs about 45 instead of 53 µs of
+/// CPU. Built without transparent huge pages (`no_thp`): with them its
+/// first arena is backed by 2 MiB pages and idle RSS doubles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ecrd", version, about = "Amazon ECR on your own machine")]
 struct Cli {
