@@ -210,22 +210,18 @@ fn fixture(
     Ok(())
 }
 
-/// Log lines waiting for the writer thread, at most.
-const LOG_QUEUE_LINES: usize = 8_192;
-
-/// Request logs go through a background writer thread, so a slow terminal
-/// or pipe never holds up a request. The returned guard flushes on drop.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// Request logs go through a background writer thread that writes them in
+/// batches (`ecrd::log_writer`), so a slow terminal or pipe never holds up
+/// a request. The returned guard flushes on drop.
+fn init_logging(format: LogFormat) -> Option<ecrd::log_writer::LogWriterGuard> {
     let filter = EnvFilter::try_from_env("ECRD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    // The queue is allocated and initialised whole when it is made: the
-    // default 128,000 lines cost 4 MiB of resident memory from the start.
-    // 8,192 lines are over a second of requests at full load, while the
-    // writer thread drains them far faster; a line that finds the queue
-    // full is dropped rather than hold up its request.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .lossy(true)
-        .finish(std::io::stdout());
+    let (writer, guard) = match ecrd::log_writer::spawn(std::io::stdout()) {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("ecrd: cannot start the log writer ({e}); logging nothing");
+            return None;
+        }
+    };
     // Colour codes only for a person at a terminal, never into a file, a
     // pipe or a container's log.
     use std::io::IsTerminal as _;
@@ -238,7 +234,7 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
-    guard
+    Some(guard)
 }
 
 async fn shutdown_signal() {
