@@ -16,6 +16,7 @@ pub mod ecr;
 pub mod fixture;
 pub mod health_check;
 pub mod listener;
+pub mod log_format;
 pub mod log_writer;
 pub mod metrics;
 pub mod oci;

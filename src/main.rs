@@ -9,7 +9,10 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use ecrd::config::{LogFormat, ServeConfig};
 use ecrd::Server;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// mimalloc instead of glibc's malloc: a control-plane request makes about
 /// 170 small allocations (headers, the SigV4 canonical request, JSON), and
@@ -214,7 +217,6 @@ fn fixture(
 /// batches (`ecrd::log_writer`), so a slow terminal or pipe never holds up
 /// a request. The returned guard flushes on drop.
 fn init_logging(format: LogFormat) -> Option<ecrd::log_writer::LogWriterGuard> {
-    let filter = EnvFilter::try_from_env("ECRD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = match ecrd::log_writer::spawn(std::io::stdout()) {
         Ok(pair) => pair,
         Err(e) => {
@@ -222,19 +224,51 @@ fn init_logging(format: LogFormat) -> Option<ecrd::log_writer::LogWriterGuard> {
             return None;
         }
     };
+    // A bare level (the usual `ECRD_LOG=warn`, or nothing: `info`) is a
+    // level filter, which has nothing to do per span; only a value with
+    // per-module directives needs an `EnvFilter`, which tracks every span.
+    let setting = std::env::var("ECRD_LOG").ok();
+    let bare_level = match setting.as_deref().map(str::trim) {
+        None | Some("") => Some(LevelFilter::INFO),
+        Some(value) => value.parse::<LevelFilter>().ok(),
+    };
+    match bare_level {
+        Some(level) => install_logging(level, format, writer),
+        None => install_logging(
+            EnvFilter::try_from_env("ECRD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            format,
+            writer,
+        ),
+    }
+    Some(guard)
+}
+
+/// Installs the global subscriber: `filter`, then the line format.
+fn install_logging<F>(filter: F, format: LogFormat, writer: ecrd::log_writer::LogWriter)
+where
+    F: Layer<Registry> + Send + Sync + 'static,
+{
+    let lines = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_writer(writer);
+    let registry = tracing_subscriber::registry().with(filter);
     // Colour codes only for a person at a terminal, never into a file, a
     // pipe or a container's log.
     use std::io::IsTerminal as _;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_writer(writer);
     match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry.with(lines.json()).init(),
+        LogFormat::Text if std::io::stdout().is_terminal() => {
+            registry.with(lines.with_ansi(true)).init()
+        }
+        LogFormat::Text => registry
+            .with(
+                lines
+                    .with_ansi(false)
+                    .fmt_fields(ecrd::log_format::PlainFields)
+                    .event_format(ecrd::log_format::PlainLine),
+            )
+            .init(),
     }
-    Some(guard)
 }
 
 async fn shutdown_signal() {

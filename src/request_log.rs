@@ -4,8 +4,9 @@
 //! `info`; every other 5xx is a server error, logged at `error` so it
 //! stands out. It also owns the request id: one per request, made where the
 //! request arrives (`metrics::track`), carried in the request's extensions
-//! to whichever plane answers, recorded on the `request` span that every
-//! log line of the request sits in, and returned in `x-amzn-RequestId` on
+//! to whichever plane answers, recorded on the span that every log line
+//! of the request sits in (the plane's own, `api` or `oci`, or else a
+//! `request` span the router's front opens), and returned in `x-amzn-RequestId` on
 //! every answer, errors included, so a line in the log and an answer in a
 //! client's hands can be matched.
 
@@ -33,6 +34,11 @@ impl RequestId {
             .get::<RequestId>()
             .map(|id| id.0.clone())
             .unwrap_or_else(|| RequestId::new().0)
+    }
+
+    /// `given`, or a fresh id for a request that came without one.
+    pub fn or_new(given: Option<RequestId>) -> Self {
+        given.unwrap_or_default()
     }
 }
 

@@ -95,7 +95,7 @@ impl Ctx {
 /// Axum handler for `POST /`.
 pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
     // The id the router's front gave the request: the one its log lines
-    // carry (on the enclosing `request` span) and its answer returns.
+    // carry (in the `api` span below) and its answer returns.
     let request_id = crate::request_log::RequestId::of(request.extensions());
     let target = request
         .headers()
@@ -106,6 +106,7 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
     let called = Called::of(&target);
     let span = tracing::info_span!(
         "api",
+        request_id = %request_id,
         operation = called.name(),
         account = tracing::field::Empty,
         region = tracing::field::Empty,

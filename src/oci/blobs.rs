@@ -232,8 +232,10 @@ pub async fn download(
     Path((account, region, digest)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    request_id: Option<axum::Extension<crate::request_log::RequestId>>,
 ) -> Response {
-    let span = tracing::info_span!("oci", route = "layer_download", account = %account, region = %region, digest = %digest);
+    let request_id = crate::request_log::RequestId::or_new(request_id.map(|e| e.0));
+    let span = tracing::info_span!("oci", request_id = %request_id.0, route = "layer_download", account = %account, region = %region, digest = %digest);
     let started = std::time::Instant::now();
     let result = download_inner(&app, &account, &region, &digest, &query, &headers)
         .instrument(span.clone())

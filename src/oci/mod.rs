@@ -74,8 +74,10 @@ pub struct Ctx {
 pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let route = Route::parse(request.uri().path());
     let method = request.method().clone();
+    let request_id = crate::request_log::RequestId::of(request.extensions());
     let span = tracing::info_span!(
         "oci",
+        request_id = %request_id,
         route = route.kind(),
         method = %method,
         repository = route.repository().unwrap_or(""),
