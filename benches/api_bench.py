@@ -15,6 +15,11 @@ What it measures:
   protection), so the load generator does not pay for signing but the server
   does pay for verifying: ecrd checks every signature (`--auth strict`, the
   default), moto checks none.
+- The three ecrd configurations run side by side and take turns
+  (`--rounds`, each a slice of `--duration`, in a rotating order), each
+  reporting its median round: on a shared machine whose speed drifts over
+  minutes, configurations measured one after another would differ by when
+  they ran as much as by what they are.
 - The same with access control in force: the `test` key carries an identity
   policy (with a condition on a principal tag) and the repository a
   repository policy, so every request is evaluated against both.
@@ -366,12 +371,25 @@ def run_python_client(port: int, operation: str, body: bytes, duration: int,
     }
 
 
-def load(port: int, operation: str, body: bytes, args) -> dict:
+def load(port: int, operation: str, body: bytes, args, seconds: float,
+         warm_up: bool = True) -> dict:
     if args.generator == "wrk":
         # A short warm-up, then the measured run.
-        run_wrk(port, operation, body, 2, args.connections, args.threads)
-        return run_wrk(port, operation, body, args.duration, args.connections, args.threads)
-    return run_python_client(port, operation, body, args.duration, args.connections)
+        if warm_up:
+            run_wrk(port, operation, body, 2, args.connections, args.threads)
+        return run_wrk(port, operation, body, max(1, round(seconds)), args.connections,
+                       args.threads)
+    return run_python_client(port, operation, body, seconds, args.connections)
+
+
+def median_round(rounds: list[dict]) -> dict:
+    """The round with the median throughput (its latencies with it), the
+    throughput of every round kept alongside."""
+    ranked = sorted(rounds, key=lambda r: r["rps"])
+    chosen = dict(ranked[len(ranked) // 2])
+    chosen["rounds_rps"] = [r["rps"] for r in rounds]
+    chosen["errors"] = sum(r["errors"] for r in rounds)
+    return chosen
 
 
 # ---------------------------------------------------------------- startup
@@ -416,7 +434,11 @@ def main() -> int:
     parser.add_argument("--ecrd-bin", default=str(REPO_ROOT / "target/release/ecrd"))
     parser.add_argument("--no-build", action="store_true",
                         help="do not run `cargo build --release --bin ecrd` first")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per load run")
+    parser.add_argument("--duration", type=int, default=10,
+                        help="seconds of load per server and operation (split into --rounds)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="the ecrd configurations take turns this many times per "
+                             "operation; each reports its median round")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--startup-runs", type=int, default=10)
@@ -460,20 +482,53 @@ def main() -> int:
     operations = [op for op in args.operations.split(",") if op]
     results: dict[str, dict[str, dict]] = {}
     idle_rss = 0
-    for name, (_label, starter) in servers.items():
-        proc, port = starter()
-        try:
+    # The ecrd configurations run side by side and take turns, a round at
+    # a time in a rotating order: on a shared machine whose speed drifts by
+    # tens of percent over minutes, one configuration after another would
+    # compare moments as much as configurations. An idle server costs
+    # nothing while another is loaded.
+    ecrd_names = [name for name in servers if name != "moto"]
+    running: dict[str, tuple[subprocess.Popen, int, dict]] = {}
+    try:
+        for name in ecrd_names:
+            proc, port = servers[name][1]()
+            running[name] = (proc, port, {})
             if name == "ecrd":
                 idle_rss = rss_kib(proc.pid)
             print(f"filling {name} ({args.images} images)...", file=sys.stderr, flush=True)
-            bodies = prepare(port, args.images, repository_policy=(name == "ecrd-policies"),
-                             has_layer_api=(name != "moto"))
-            results[name] = {}
+            running[name][2].update(prepare(port, args.images,
+                                            repository_policy=(name == "ecrd-policies"),
+                                            has_layer_api=True))
+        seconds = args.duration / max(1, args.rounds)
+        for op in operations:
+            rounds: dict[str, list[dict]] = {name: [] for name in ecrd_names}
+            for turn in range(max(1, args.rounds)):
+                order = ecrd_names[turn % len(ecrd_names):] + ecrd_names[:turn % len(ecrd_names)]
+                for name in order:
+                    proc, port, bodies = running[name]
+                    print(f"loading {name}: {op} round {turn + 1}/{args.rounds} "
+                          f"({args.generator}, {args.connections} connections, "
+                          f"{seconds:.0f}s)...", file=sys.stderr, flush=True)
+                    rounds[name].append(load(port, op, bodies[op], args, seconds,
+                                             warm_up=(turn == 0)))
+            for name in ecrd_names:
+                result = median_round(rounds[name])
+                result["rss_after_mib"] = rss_kib(running[name][0].pid) / 1024
+                results.setdefault(name, {})[op] = result
+    finally:
+        for proc, _port, _bodies in running.values():
+            stop(proc)
+    if "moto" in servers:
+        proc, port = servers["moto"][1]()
+        try:
+            print(f"filling moto ({args.images} images)...", file=sys.stderr, flush=True)
+            bodies = prepare(port, args.images, repository_policy=False, has_layer_api=False)
+            results["moto"] = {}
             for op in operations:
-                print(f"loading {name}: {op} ({args.generator}, {args.connections} "
+                print(f"loading moto: {op} ({args.generator}, {args.connections} "
                       f"connections, {args.duration}s)...", file=sys.stderr, flush=True)
-                results[name][op] = load(port, op, bodies[op], args)
-                results[name][op]["rss_after_mib"] = rss_kib(proc.pid) / 1024
+                results["moto"][op] = load(port, op, bodies[op], args, args.duration)
+                results["moto"][op]["rss_after_mib"] = rss_kib(proc.pid) / 1024
         finally:
             stop(proc)
 
@@ -481,7 +536,9 @@ def main() -> int:
     print()
     print(f"Date: {datetime.date.today().isoformat()}; machine: {os.cpu_count()} cores, {cpu}; "
           f"load generator: {args.generator} ({args.connections} connections, "
-          f"{args.duration}s, keep-alive, replayed SigV4 headers); DescribeImages: page of "
+          f"{args.duration}s per server and operation, ecrd's configurations taking turns in "
+          f"{args.rounds} rounds, the median round reported; keep-alive, replayed SigV4 "
+          f"headers); DescribeImages: page of "
           f"100 of a repository of {args.images} images (moto ignores maxResults and "
           f"answers all of them)")
     for op in operations:
