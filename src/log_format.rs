@@ -302,9 +302,7 @@ fn second_prefix(unix_seconds: u64) -> SecondPrefix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
-    use tracing_subscriber::fmt::MakeWriter;
 
     fn timestamp(at: SystemTime) -> String {
         let mut out = String::new();
@@ -328,28 +326,8 @@ mod tests {
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z ");
     }
 
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
-
     fn logged_with(format_plain: bool, log: impl FnOnce()) -> String {
-        let out = Captured::default();
+        let out = crate::log_writer::Sink::default();
         let builder = tracing_subscriber::fmt()
             .with_writer(out.clone())
             .with_target(false)
@@ -363,8 +341,7 @@ mod tests {
         } else {
             tracing::subscriber::with_default(builder.finish(), log);
         }
-        let bytes = out.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        out.text()
     }
 
     /// Everything after the timestamp, which differs between two runs.

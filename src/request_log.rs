@@ -35,11 +35,6 @@ impl RequestId {
             .map(|id| id.0.clone())
             .unwrap_or_else(|| RequestId::new().0)
     }
-
-    /// `given`, or a fresh id for a request that came without one.
-    pub fn or_new(given: Option<RequestId>) -> Self {
-        given.unwrap_or_default()
-    }
 }
 
 impl Default for RequestId {

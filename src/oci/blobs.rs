@@ -234,7 +234,8 @@ pub async fn download(
     headers: HeaderMap,
     request_id: Option<axum::Extension<crate::request_log::RequestId>>,
 ) -> Response {
-    let request_id = crate::request_log::RequestId::or_new(request_id.map(|e| e.0));
+    // A fresh id (the default) for a call that did not pass the router's front.
+    let request_id = request_id.map(|e| e.0).unwrap_or_default();
     let span = tracing::info_span!("oci", request_id = %request_id.0, route = "layer_download", account = %account, region = %region, digest = %digest);
     let started = std::time::Instant::now();
     let result = download_inner(&app, &account, &region, &digest, &query, &headers)
