@@ -254,20 +254,28 @@ where
     let registry = tracing_subscriber::registry().with(filter);
     // Colour codes only for a person at a terminal, never into a file, a
     // pipe or a container's log.
+    use ecrd::log_format::{JsonLine, PlainFields, PlainLine};
     use std::io::IsTerminal as _;
     match format {
-        LogFormat::Json => registry.with(lines.json()).init(),
-        LogFormat::Text if std::io::stdout().is_terminal() => {
-            registry.with(lines.with_ansi(true)).init()
-        }
-        LogFormat::Text => registry
+        LogFormat::Json => registry
             .with(
                 lines
-                    .with_ansi(false)
-                    .fmt_fields(ecrd::log_format::PlainFields)
-                    .event_format(ecrd::log_format::PlainLine),
+                    .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                    .event_format(JsonLine),
             )
             .init(),
+        LogFormat::Text => {
+            // NO_COLOR (no-color.org) is honoured as the default format does.
+            let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            let line = if std::io::stdout().is_terminal() && !no_colour {
+                PlainLine::coloured()
+            } else {
+                PlainLine::default()
+            };
+            registry
+                .with(lines.fmt_fields(PlainFields).event_format(line))
+                .init()
+        }
     }
 }
 

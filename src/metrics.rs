@@ -4,8 +4,9 @@
 //!
 //! This module owns the router's front, [`track`], which every request
 //! passes first: it gives the request its id (`request_log::RequestId`),
-//! opens the `request` span the log lines of the request sit in (unless
-//! the plane answering opens its own with the id: `api`, `oci`), times
+//! runs the rest of the router in the request's log context
+//! (`request_log::in_context`), which the plane answering names and adds
+//! its fields to (`api`, `oci`; `request` when none does), times
 //! the request, counts it by plane, operation and status, counts registry
 //! body bytes as they stream, and puts the id on the answer.
 //!
@@ -48,7 +49,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use tracing::Instrument as _;
 
 use crate::ecr::Ecr;
 use crate::request_log::{RequestId, REQUEST_ID_HEADER};
@@ -321,12 +321,6 @@ pub struct Class {
 }
 
 impl Class {
-    /// Whether the plane that answers opens a span of its own carrying the
-    /// request id (`api`, `oci`), so the router's front opens none.
-    fn plane_opens_its_span(&self) -> bool {
-        matches!(self.plane, "api" | "registry")
-    }
-
     /// Whether the plane that answers logs the request's line itself.
     fn plane_logs_itself(&self) -> bool {
         matches!(self.plane, "api" | "sts" | "registry")
@@ -465,20 +459,11 @@ fn counted(body: Body, counter: Counter) -> Body {
     }))
 }
 
-/// The router's front (see the module docs): id, span, timing, counts.
+/// The router's front (see the module docs): id, log context, timing, counts.
 pub async fn track(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let class = classify(request.method(), request.uri().path(), request.headers());
     let id = RequestId::new();
-    // The control plane and the registry open their own span, with the
-    // request id in it: one span per request instead of two (each span is
-    // a slot in the subscriber's registry and a formatted field string,
-    // a measurable part of a control-plane request's cost with the log on).
-    let span = if class.plane_opens_its_span() {
-        tracing::Span::none()
-    } else {
-        tracing::info_span!("request", request_id = %id.0)
-    };
     let (mut parts, body) = request.into_parts();
     let method = parts.method.clone();
     parts.extensions.insert(id.clone());
@@ -487,32 +472,38 @@ pub async fn track(State(app): State<Arc<AppState>>, request: Request, next: Nex
         None => body,
     };
     let request = Request::from_parts(parts, body);
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let elapsed = started.elapsed();
-    let status = response.status();
-    app.metrics.observe(
-        &RequestLabels {
-            plane: class.plane,
-            operation: class.operation,
-            status: status.as_u16(),
-        },
-        elapsed,
-    );
-    // The planes log their own line (with the error's code and message);
-    // everything else gets one here.
-    if !class.plane_logs_itself() {
-        let _entered = span.enter();
-        let elapsed_us = elapsed.as_micros() as u64;
-        let status = status.as_u16();
-        if crate::request_log::is_server_fault(status) {
-            tracing::error!(%method, path = class.operation, status, elapsed_us, "failed");
-        } else if class.operation.ends_with("/health") {
-            // Probed every few seconds by container health checks.
-            tracing::debug!(%method, path = class.operation, status, elapsed_us, "done");
-        } else {
-            tracing::info!(%method, path = class.operation, status, elapsed_us, "done");
+    // Every line logged while the request is answered, and the one below,
+    // carries the request's context (`request_log`).
+    let mut response = crate::request_log::in_context(&id, async {
+        let response = next.run(request).await;
+        let elapsed = started.elapsed();
+        let status = response.status();
+        app.metrics.observe(
+            &RequestLabels {
+                plane: class.plane,
+                operation: class.operation,
+                status: status.as_u16(),
+            },
+            elapsed,
+        );
+        // The planes log their own line (with the error's code and
+        // message); everything else gets one here.
+        if !class.plane_logs_itself() {
+            let elapsed_us = elapsed.as_micros() as u64;
+            let status = status.as_u16();
+            if crate::request_log::is_server_fault(status) {
+                tracing::error!(%method, path = class.operation, status, elapsed_us, "failed");
+            } else if class.operation.ends_with("/health") {
+                // Probed every few seconds by container health checks.
+                tracing::debug!(%method, path = class.operation, status, elapsed_us, "done");
+            } else {
+                tracing::info!(%method, path = class.operation, status, elapsed_us, "done");
+            }
         }
-    }
+        response
+    })
+    .await;
+    let status = response.status();
     if !response.headers().contains_key(REQUEST_ID_HEADER) {
         if let Ok(value) = HeaderValue::from_str(&id.0) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);

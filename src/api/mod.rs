@@ -19,7 +19,6 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tracing::Instrument;
 
 use crate::ecr::caller::Caller;
 use crate::ecr::error::EcrError;
@@ -95,7 +94,7 @@ impl Ctx {
 /// Axum handler for `POST /`.
 pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
     // The id the router's front gave the request: the one its log lines
-    // carry (in the `api` span below) and its answer returns.
+    // carry (in its log context) and its answer returns.
     let request_id = crate::request_log::RequestId::of(request.extensions());
     let target = request
         .headers()
@@ -104,18 +103,10 @@ pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Respo
         .unwrap_or("")
         .to_string();
     let called = Called::of(&target);
-    let span = tracing::info_span!(
-        "api",
-        request_id = %request_id,
-        operation = called.name(),
-        account = tracing::field::Empty,
-        region = tracing::field::Empty,
-    );
+    crate::request_log::answered_by("api");
+    crate::request_log::record_str("operation", called.name());
     let started = std::time::Instant::now();
-    let result = process(app, request, &target, called, &request_id)
-        .instrument(span.clone())
-        .await;
-    let _entered = span.enter();
+    let result = process(app, request, &target, called, &request_id).await;
     match result {
         Ok(body) => {
             tracing::info!(
@@ -190,8 +181,8 @@ async fn process(
 ) -> Result<Vec<u8>, ApiError> {
     let request = body::read_authenticated(&app, request, called.signing_name()).await?;
     let caller = request.caller.clone();
-    tracing::Span::current().record("account", caller.account.as_str());
-    tracing::Span::current().record("region", caller.region.as_str());
+    crate::request_log::record_str("account", caller.account.as_str().to_string());
+    crate::request_log::record_str("region", caller.region.as_str().to_string());
     let mut ctx = Ctx {
         app,
         caller,

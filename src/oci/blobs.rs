@@ -18,7 +18,6 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tracing::Instrument;
 
 use super::error::{OciError, OciResult};
 use super::{empty_response, path, Ctx};
@@ -232,16 +231,14 @@ pub async fn download(
     Path((account, region, digest)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    request_id: Option<axum::Extension<crate::request_log::RequestId>>,
 ) -> Response {
-    // A fresh id (the default) for a call that did not pass the router's front.
-    let request_id = request_id.map(|e| e.0).unwrap_or_default();
-    let span = tracing::info_span!("oci", request_id = %request_id.0, route = "layer_download", account = %account, region = %region, digest = %digest);
+    crate::request_log::answered_by("oci");
+    crate::request_log::record_str("route", "layer_download");
+    crate::request_log::record_display("account", &account);
+    crate::request_log::record_display("region", &region);
+    crate::request_log::record_display("digest", &digest);
     let started = std::time::Instant::now();
-    let result = download_inner(&app, &account, &region, &digest, &query, &headers)
-        .instrument(span.clone())
-        .await;
-    let _entered = span.enter();
+    let result = download_inner(&app, &account, &region, &digest, &query, &headers).await;
     match result {
         Ok(response) => {
             tracing::info!(

@@ -30,7 +30,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use futures_util::TryStreamExt;
-use tracing::Instrument;
 
 use crate::ecr::authorize::RegistryRequest;
 use crate::ecr::caller::Caller;
@@ -73,20 +72,12 @@ pub struct Ctx {
 /// Axum handler for everything under `/v2`.
 pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let route = Route::parse(request.uri().path());
-    let method = request.method().clone();
-    let request_id = crate::request_log::RequestId::of(request.extensions());
-    let span = tracing::info_span!(
-        "oci",
-        request_id = %request_id,
-        route = route.kind(),
-        method = %method,
-        repository = route.repository().unwrap_or(""),
-        account = tracing::field::Empty,
-        region = tracing::field::Empty,
-    );
+    crate::request_log::answered_by("oci");
+    crate::request_log::record_str("route", route.kind());
+    crate::request_log::record_display("method", request.method());
+    crate::request_log::record_str("repository", route.repository().unwrap_or("").to_string());
     let started = std::time::Instant::now();
-    let result = process(app, route, request).instrument(span.clone()).await;
-    let _entered = span.enter();
+    let result = process(app, route, request).await;
     let mut response = match result {
         Ok(response) => {
             tracing::info!(
@@ -118,8 +109,8 @@ async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciResul
     }
     let claims = auth::authenticate(&app, request.headers())?;
     let scope = auth::target_registry(request.headers(), &claims)?;
-    tracing::Span::current().record("account", scope.account.as_str());
-    tracing::Span::current().record("region", scope.region.as_str());
+    crate::request_log::record_str("account", scope.account.as_str().to_string());
+    crate::request_log::record_str("region", scope.region.as_str().to_string());
     let transport = crate::listener::Transport::of(request.extensions());
     let caller = app.caller_for_token(&claims, transport);
     let (parts, body) = request.into_parts();

@@ -156,8 +156,8 @@ pub async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciR
         // No catalog: public.ecr.aws lists no repositories either.
         _ => return Err(OciError::no_route()),
     };
-    tracing::Span::current().record("account", scope.account.as_str());
-    tracing::Span::current().record("region", scope.region.as_str());
+    crate::request_log::record_str("account", scope.account.as_str().to_string());
+    crate::request_log::record_str("region", scope.region.as_str().to_string());
     let request_kind = registry_request(&route, &parts.method, &params);
     let caller = claims
         .as_ref()
