@@ -15,11 +15,11 @@ What it measures:
   protection), so the load generator does not pay for signing but the server
   does pay for verifying: ecrd checks every signature (`--auth strict`, the
   default), moto checks none.
-- The three ecrd configurations run side by side and take turns
-  (`--rounds`, each a slice of `--duration`, in a rotating order), each
-  reporting its median round: on a shared machine whose speed drifts over
-  minutes, configurations measured one after another would differ by when
-  they ran as much as by what they are.
+- Every server (the three ecrd configurations and moto) runs side by side
+  and takes turns (`--rounds`, each a slice of `--duration`, in a rotating
+  order), each reporting its median round: on a shared machine whose speed
+  drifts over minutes, servers measured one after another would differ by
+  when they ran as much as by what they are.
 - The same with access control in force: the `test` key carries an identity
   policy (with a condition on a principal tag) and the repository a
   repository policy, so every request is evaluated against both.
@@ -88,6 +88,27 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_ticks(pid: int) -> int:
+    """User plus system CPU the process has used, in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def wait_until_idle(pid: int, timeout: float = 15.0) -> None:
+    """Waits until the process stops using CPU (at most `timeout`): a slow
+    server (moto answering a page of 1,000 images takes a second) is still
+    answering the requests the load generator left queued when it stopped,
+    and that work would otherwise land in the next server's round."""
+    deadline = time.monotonic() + timeout
+    last = cpu_ticks(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = cpu_ticks(pid)
+        if now - last <= 1:
+            return
+        last = now
 
 
 def ecrd_env() -> dict:
@@ -372,11 +393,13 @@ def run_python_client(port: int, operation: str, body: bytes, duration: int,
 
 
 def load(port: int, operation: str, body: bytes, args, seconds: float,
-         warm_up: bool = True) -> dict:
+         warm_up: bool = True, pid: int | None = None) -> dict:
     if args.generator == "wrk":
         # A short warm-up, then the measured run.
         if warm_up:
             run_wrk(port, operation, body, 2, args.connections, args.threads)
+            if pid is not None:
+                wait_until_idle(pid)
         return run_wrk(port, operation, body, max(1, round(seconds)), args.connections,
                        args.threads)
     return run_python_client(port, operation, body, seconds, args.connections)
@@ -482,15 +505,16 @@ def main() -> int:
     operations = [op for op in args.operations.split(",") if op]
     results: dict[str, dict[str, dict]] = {}
     idle_rss = 0
-    # The ecrd configurations run side by side and take turns, a round at
-    # a time in a rotating order: on a shared machine whose speed drifts by
-    # tens of percent over minutes, one configuration after another would
-    # compare moments as much as configurations. An idle server costs
-    # nothing while another is loaded.
-    ecrd_names = [name for name in servers if name != "moto"]
+    # Every server runs side by side and takes turns, a round at a time in
+    # a rotating order: on a shared machine whose speed drifts by tens of
+    # percent over minutes, one server after another would compare moments
+    # as much as servers (moto's own rate moved 2x between runs measured
+    # one after the other). An idle server costs nothing while another is
+    # loaded.
+    names = list(servers)
     running: dict[str, tuple[subprocess.Popen, int, dict]] = {}
     try:
-        for name in ecrd_names:
+        for name in names:
             proc, port = servers[name][1]()
             running[name] = (proc, port, {})
             if name == "ecrd":
@@ -498,45 +522,33 @@ def main() -> int:
             print(f"filling {name} ({args.images} images)...", file=sys.stderr, flush=True)
             running[name][2].update(prepare(port, args.images,
                                             repository_policy=(name == "ecrd-policies"),
-                                            has_layer_api=True))
+                                            has_layer_api=(name != "moto")))
         seconds = args.duration / max(1, args.rounds)
         for op in operations:
-            rounds: dict[str, list[dict]] = {name: [] for name in ecrd_names}
+            rounds: dict[str, list[dict]] = {name: [] for name in names}
             for turn in range(max(1, args.rounds)):
-                order = ecrd_names[turn % len(ecrd_names):] + ecrd_names[:turn % len(ecrd_names)]
+                order = names[turn % len(names):] + names[:turn % len(names)]
                 for name in order:
                     proc, port, bodies = running[name]
                     print(f"loading {name}: {op} round {turn + 1}/{args.rounds} "
                           f"({args.generator}, {args.connections} connections, "
                           f"{seconds:.0f}s)...", file=sys.stderr, flush=True)
                     rounds[name].append(load(port, op, bodies[op], args, seconds,
-                                             warm_up=(turn == 0)))
-            for name in ecrd_names:
+                                             warm_up=(turn == 0), pid=proc.pid))
+                    wait_until_idle(proc.pid)
+            for name in names:
                 result = median_round(rounds[name])
                 result["rss_after_mib"] = rss_kib(running[name][0].pid) / 1024
                 results.setdefault(name, {})[op] = result
     finally:
         for proc, _port, _bodies in running.values():
             stop(proc)
-    if "moto" in servers:
-        proc, port = servers["moto"][1]()
-        try:
-            print(f"filling moto ({args.images} images)...", file=sys.stderr, flush=True)
-            bodies = prepare(port, args.images, repository_policy=False, has_layer_api=False)
-            results["moto"] = {}
-            for op in operations:
-                print(f"loading moto: {op} ({args.generator}, {args.connections} "
-                      f"connections, {args.duration}s)...", file=sys.stderr, flush=True)
-                results["moto"][op] = load(port, op, bodies[op], args, args.duration)
-                results["moto"][op]["rss_after_mib"] = rss_kib(proc.pid) / 1024
-        finally:
-            stop(proc)
 
     cpu = platform.processor() or platform.machine()
     print()
     print(f"Date: {datetime.date.today().isoformat()}; machine: {os.cpu_count()} cores, {cpu}; "
           f"load generator: {args.generator} ({args.connections} connections, "
-          f"{args.duration}s per server and operation, ecrd's configurations taking turns in "
+          f"{args.duration}s per server and operation, the servers taking turns in "
           f"{args.rounds} rounds, the median round reported; keep-alive, replayed SigV4 "
           f"headers); DescribeImages: page of "
           f"100 of a repository of {args.images} images (moto ignores maxResults and "
