@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Control-plane benchmark: ecrd vs moto's server, side by side in one run.
 
-    python3 benches/api_bench.py                 # builds target/release/ecrd first
+    python3 benches/api_bench.py                 # builds target/dist/ecrd first
     python3 benches/api_bench.py --duration 20 --connections 32
-    python3 benches/api_bench.py --no-build --ecrd-bin target/release/ecrd
+    python3 benches/api_bench.py --no-build --ecrd-bin target/dist/ecrd
 
 What it measures:
 - Requests/s, p50 and p99 latency of three operations — DescribeRepositories
@@ -454,9 +454,9 @@ def startup_times(binary: Path, runs: int) -> tuple[list[float], list[int]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ecrd-bin", default=str(REPO_ROOT / "target/release/ecrd"))
+    parser.add_argument("--ecrd-bin", default=str(REPO_ROOT / "target/dist/ecrd"))
     parser.add_argument("--no-build", action="store_true",
-                        help="do not run `cargo build --release --bin ecrd` first")
+                        help="do not run `cargo build --profile dist --bin ecrd` first")
     parser.add_argument("--duration", type=int, default=10,
                         help="seconds of load per server and operation (split into --rounds)")
     parser.add_argument("--rounds", type=int, default=5,
@@ -482,7 +482,7 @@ def main() -> int:
 
     binary = Path(args.ecrd_bin)
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--bin", "ecrd"], cwd=REPO_ROOT, check=True)
+        subprocess.run(["cargo", "build", "--profile", "dist", "--bin", "ecrd"], cwd=REPO_ROOT, check=True)
     if not binary.is_file():
         print(f"no ecrd binary at {binary}", file=sys.stderr)
         return 2

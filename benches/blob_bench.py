@@ -2,7 +2,7 @@
 """Data-plane benchmark: monolithic push and pull of one large blob, ecrd vs
 the CNCF distribution registry (Debian's `docker-registry`), side by side.
 
-    python3 benches/blob_bench.py                   # builds target/release/ecrd first
+    python3 benches/blob_bench.py                   # builds target/dist/ecrd first
     python3 benches/blob_bench.py --no-build --size-mib 256 --repeats 3
     python3 benches/blob_bench.py --skip-registry   # ecrd only
 
@@ -563,9 +563,9 @@ def loadavg() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ecrd-bin", default=str(REPO_ROOT / "target/release/ecrd"))
+    parser.add_argument("--ecrd-bin", default=str(REPO_ROOT / "target/dist/ecrd"))
     parser.add_argument("--no-build", action="store_true",
-                        help="do not run `cargo build --release --bin ecrd` first")
+                        help="do not run `cargo build --profile dist --bin ecrd` first")
     parser.add_argument("--registry-bin", default="/usr/bin/docker-registry")
     parser.add_argument("--skip-registry", action="store_true")
     parser.add_argument("--size-mib", type=int, default=256)
@@ -584,7 +584,7 @@ def main() -> int:
 
     binary = Path(args.ecrd_bin)
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--bin", "ecrd"], cwd=REPO_ROOT, check=True)
+        subprocess.run(["cargo", "build", "--profile", "dist", "--bin", "ecrd"], cwd=REPO_ROOT, check=True)
     if not binary.is_file():
         log(f"no ecrd binary at {binary}")
         return 2

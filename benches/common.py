@@ -32,14 +32,14 @@ def free_port() -> int:
 
 
 def ecrd_binary(given: Path | None, build: bool) -> Path:
-    """`given`, or the release binary of the target dir (built first when
+    """`given`, or the `dist` binary of the target dir (built first when
     `build` and none was given)."""
     if given is not None:
         return given
     if build:
-        subprocess.run(["cargo", "build", "--release", "--bin", "ecrd"], cwd=REPO_ROOT, check=True)
+        subprocess.run(["cargo", "build", "--profile", "dist", "--bin", "ecrd"], cwd=REPO_ROOT, check=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    return target / "release" / "ecrd"
+    return target / "dist" / "ecrd"
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float) -> None:

@@ -2,7 +2,7 @@
 """Console benchmark: a page of 100 images out of 100,000, rendered by the web
 console's repository view, against DescribeImages for the same page.
 
-    python3 benches/console_bench.py                  # builds target/release/ecrd first
+    python3 benches/console_bench.py                  # builds target/dist/ecrd first
     python3 benches/console_bench.py --no-build --ecrd-bin /path/to/ecrd --images 100000
 
 How the repository is filled fast: one config and one layer blob are

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What access control costs per request, counted in instructions.
 
-    python3 benches/eval_cost.py                       # uses target/release/ecrd
+    python3 benches/eval_cost.py                       # uses target/dist/ecrd
     python3 benches/eval_cost.py --requests 3000 --ecrd-bin /path/to/ecrd
 
 Runs ecrd under `valgrind --tool=callgrind` (apt-get install valgrind) twice
@@ -74,7 +74,7 @@ def instructions(binary: Path, extra: list[str], repository_policy: bool, reques
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ecrd-bin", default=str(REPO_ROOT / "target/release/ecrd"))
+    parser.add_argument("--ecrd-bin", default=str(REPO_ROOT / "target/dist/ecrd"))
     parser.add_argument("--requests", type=int, default=2000, help="N2; N1 is a quarter of it")
     args = parser.parse_args()
     if not shutil.which("valgrind"):

@@ -3,7 +3,7 @@
 different 16 MiB blobs at once, and how long a blob's finish waits while
 garbage collections run during the pushes.
 
-    python3 benches/push_concurrency_bench.py            # builds target/release/ecrd first
+    python3 benches/push_concurrency_bench.py            # builds target/dist/ecrd first
     python3 benches/push_concurrency_bench.py --no-build --rounds 3
     python3 benches/push_concurrency_bench.py --skip-registry
 

@@ -3,7 +3,7 @@
 on PostgreSQL + S3, and two replicas on the same PostgreSQL database and
 bucket with the clients split between them, side by side.
 
-    python3 benches/replica_bench.py                  # builds target/release/ecrd first
+    python3 benches/replica_bench.py                  # builds target/dist/ecrd first
     python3 benches/replica_bench.py --no-build --size-mib 16 --blobs 12 --clients 4
 
 Needs: Debian's postgresql package (a throwaway cluster is made with initdb

@@ -3,7 +3,7 @@
 one table: the peers (moto's server, Debian's docker-registry) run side by
 side in the same run, on the same machine, at the same commit.
 
-    python3 benches/run_all.py                  # builds target/release/ecrd first
+    python3 benches/run_all.py                  # builds target/dist/ecrd first
     python3 benches/run_all.py --quick          # shorter loads (a rough look)
     python3 benches/run_all.py --out perf.md    # also write the report to a file
 
@@ -166,7 +166,7 @@ def main() -> int:
     args = parser.parse_args()
 
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--bin", "ecrd"], cwd=REPO_ROOT,
+        subprocess.run(["cargo", "build", "--profile", "dist", "--bin", "ecrd"], cwd=REPO_ROOT,
                        check=True)
     tmp = Path(tempfile.mkdtemp(prefix="run_all_"))
     load_before = os.getloadavg()

@@ -2,7 +2,7 @@
 """Scanning benchmark: what scan on push costs a push, how long a scan of a
 big image takes, and how much memory the scanner needs for it.
 
-    python3 benches/scan_bench.py                    # builds target/release/ecrd first
+    python3 benches/scan_bench.py                    # builds target/dist/ecrd first
     python3 benches/scan_bench.py --no-build --size-mib 256 --big-mib 1024 --repeats 3
 
 Needs the `aws` CLI (for the registry password). Uses the OSV fixture
@@ -188,8 +188,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--bin", "ecrd"], cwd=ROOT, check=True)
-    binary = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "ecrd"
+        subprocess.run(["cargo", "build", "--profile", "dist", "--bin", "ecrd"], cwd=ROOT, check=True)
+    binary = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "dist" / "ecrd"
     work = Path(tempfile.mkdtemp(prefix="ecrd-scan-bench-"))
     try:
         layers = []

@@ -2,7 +2,7 @@
 """Seeding benchmark: 100 repositories holding 1,000 images, made ready by
 `ecrd serve --init` versus the same state built through the API.
 
-    python3 benches/seed_bench.py                  # builds target/release/ecrd first
+    python3 benches/seed_bench.py                  # builds target/dist/ecrd first
     python3 benches/seed_bench.py --no-build --ecrd-bin /path/to/ecrd --runs 5
 
 What it measures (all on loopback, nothing fetched):

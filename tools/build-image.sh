@@ -28,8 +28,8 @@ if [ -n "${ECRD_STATIC_BIN:-}" ]; then
     BIN="${ECRD_STATIC_BIN}"
 else
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-        cargo build --release --target "${TARGET}" --bin ecrd
-    BIN="${TARGET_DIR}/${TARGET}/release/ecrd"
+        cargo build --profile dist --target "${TARGET}" --bin ecrd
+    BIN="${TARGET_DIR}/${TARGET}/dist/ecrd"
 fi
 
 # A dynamic binary would fail inside a scratch image with a bare "no such

@@ -6,7 +6,7 @@ get-login-password`) + push + pull, and keeps what was pushed in its volume
 across a new container; `docker-compose up -d` gives the same.
 
 The static binary is `$ECRD_STATIC_BIN`, else the one next to `ECRD_BIN`'s
-target directory (`<target>/x86_64-unknown-linux-gnu/release/ecrd`, which
+target directory (`<target>/x86_64-unknown-linux-gnu/dist/ecrd`, which
 `.ci/run` builds with `tools/build-image.sh --binary-only`).
 
 dockerd here may run with `--bridge=none --iptables=false` (no default
@@ -55,8 +55,8 @@ def static_binary() -> Path:
     if env:
         path = Path(env)
     else:
-        # <target>/release/ecrd → <target>/x86_64-unknown-linux-gnu/release/ecrd
-        path = find_binary().parent.parent / TARGET / "release" / "ecrd"
+        # <target>/release/ecrd → <target>/x86_64-unknown-linux-gnu/dist/ecrd
+        path = find_binary().parent.parent / TARGET / "dist" / "ecrd"
     if not path.is_file():
         pytest.fail(f"no static ecrd at {path}: build it with `tools/build-image.sh --binary-only` "
                     "(or set ECRD_STATIC_BIN)")
