@@ -163,41 +163,55 @@ where
         event.record(&mut visitor);
         visitor.result?;
         writer.write_char('}')?;
-        // The innermost span is `span`; `spans` lists them from the root.
-        let leaf = ctx.event_scope().and_then(|mut scope| scope.next());
-        let in_context = crate::request_log::with_context(|context| -> std::fmt::Result {
-            writer.write_str(",\"span\":")?;
-            match &leaf {
-                Some(span) => write_json_span::<S, N>(&mut writer, span)?,
-                None => write_json_context(&mut writer, context)?,
-            }
-            writer.write_str(",\"spans\":[")?;
-            write_json_context(&mut writer, context)?;
-            if let Some(scope) = ctx.event_scope() {
-                for span in scope.from_root() {
-                    writer.write_char(',')?;
-                    write_json_span::<S, N>(&mut writer, &span)?;
-                }
-            }
-            writer.write_char(']')
+        crate::request_log::with_context(|context| {
+            write_json_spans(ctx, &mut writer, Some(context))
         })
-        .transpose()?;
-        if let (None, Some(span)) = (in_context, &leaf) {
-            writer.write_str(",\"span\":")?;
-            write_json_span::<S, N>(&mut writer, span)?;
-            writer.write_str(",\"spans\":[")?;
-            if let Some(scope) = ctx.event_scope() {
-                for (i, span) in scope.from_root().enumerate() {
-                    if i > 0 {
-                        writer.write_char(',')?;
-                    }
-                    write_json_span::<S, N>(&mut writer, &span)?;
-                }
-            }
-            writer.write_char(']')?;
-        }
+        .unwrap_or_else(|| write_json_spans(ctx, &mut writer, None))?;
         writer.write_str("}\n")
     }
+}
+
+/// The `span` (the innermost) and `spans` (from the root) members: the
+/// request's context, if any, is the outermost; none when there is neither
+/// a context nor a span.
+fn write_json_spans<S, N>(
+    ctx: &FmtContext<'_, S, N>,
+    writer: &mut Writer<'_>,
+    context: Option<&Context>,
+) -> std::fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let leaf = ctx.event_scope().and_then(|mut scope| scope.next());
+    match (&leaf, context) {
+        (Some(span), _) => {
+            writer.write_str(",\"span\":")?;
+            write_json_span::<S, N>(writer, span)?;
+        }
+        (None, Some(context)) => {
+            writer.write_str(",\"span\":")?;
+            write_json_context(writer, context)?;
+        }
+        (None, None) => return Ok(()),
+    }
+    writer.write_str(",\"spans\":[")?;
+    let mut first = true;
+    if let Some(context) = context {
+        write_json_context(writer, context)?;
+        first = false;
+    }
+    for span in ctx
+        .event_scope()
+        .into_iter()
+        .flat_map(|scope| scope.from_root())
+    {
+        if !std::mem::take(&mut first) {
+            writer.write_char(',')?;
+        }
+        write_json_span::<S, N>(writer, &span)?;
+    }
+    writer.write_char(']')
 }
 
 /// A span as tracing-subscriber's JSON format writes it: its fields (the
