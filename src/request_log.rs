@@ -151,6 +151,12 @@ pub fn record_str(name: &'static str, value: impl Into<Cow<'static, str>>) {
     record(name, ContextValue::Quoted(value.into()));
 }
 
+/// Records the registry a request addresses: its `account` and `region`.
+pub fn record_registry(account: &str, region: &str) {
+    record_str("account", account.to_string());
+    record_str("region", region.to_string());
+}
+
 /// Records a field written as its `Display` text.
 pub fn record_display(name: &'static str, value: &dyn std::fmt::Display) {
     record(name, ContextValue::Bare(value.to_string()));

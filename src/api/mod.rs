@@ -181,8 +181,7 @@ async fn process(
 ) -> Result<Vec<u8>, ApiError> {
     let request = body::read_authenticated(&app, request, called.signing_name()).await?;
     let caller = request.caller.clone();
-    crate::request_log::record_str("account", caller.account.as_str().to_string());
-    crate::request_log::record_str("region", caller.region.as_str().to_string());
+    crate::request_log::record_registry(caller.account.as_str(), caller.region.as_str());
     let mut ctx = Ctx {
         app,
         caller,

@@ -109,8 +109,7 @@ async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciResul
     }
     let claims = auth::authenticate(&app, request.headers())?;
     let scope = auth::target_registry(request.headers(), &claims)?;
-    crate::request_log::record_str("account", scope.account.as_str().to_string());
-    crate::request_log::record_str("region", scope.region.as_str().to_string());
+    crate::request_log::record_registry(scope.account.as_str(), scope.region.as_str());
     let transport = crate::listener::Transport::of(request.extensions());
     let caller = app.caller_for_token(&claims, transport);
     let (parts, body) = request.into_parts();

@@ -156,8 +156,7 @@ pub async fn process(app: Arc<AppState>, route: Route, request: Request) -> OciR
         // No catalog: public.ecr.aws lists no repositories either.
         _ => return Err(OciError::no_route()),
     };
-    crate::request_log::record_str("account", scope.account.as_str().to_string());
-    crate::request_log::record_str("region", scope.region.as_str().to_string());
+    crate::request_log::record_registry(scope.account.as_str(), scope.region.as_str());
     let request_kind = registry_request(&route, &parts.method, &params);
     let caller = claims
         .as_ref()
