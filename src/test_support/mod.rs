@@ -2,5 +2,6 @@
 //! behaviour; public so the integration tests share one copy with the unit
 //! tests).
 
+pub mod ports;
 pub mod postgres;
 pub mod s3;

@@ -155,7 +155,7 @@ fn start() -> Result<Server, String> {
             String::from_utf8_lossy(&initdb.stderr)
         ));
     }
-    let port = free_port()?;
+    let port = super::ports::for_child_server();
     // The shell stops the server and deletes the cluster when its stdin
     // reaches end of file, which happens when this process exits.
     let script = r#"
@@ -232,13 +232,6 @@ fn binaries() -> Result<PathBuf, String> {
     versions
         .pop()
         .ok_or_else(|| "no initdb under /usr/lib/postgresql".to_string())
-}
-
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
 }
 
 #[cfg(test)]

@@ -8,13 +8,17 @@
 //! loopback port and stopped when the handle is dropped. Every call of
 //! [`S3TestServer::bucket`] makes a new bucket, so tests never share one.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long moto's server may take to answer (it starts in about a second).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many ports moto is tried on before the tests give up.
+const START_ATTEMPTS: usize = 3;
 
 /// A running S3-compatible endpoint.
 pub struct S3TestServer {
@@ -35,53 +39,47 @@ impl S3TestServer {
                 };
             }
         }
-        let port = free_port();
-        // moto runs under a shell that stops it when its stdin reaches end
-        // of file: when the handle is dropped, or when this process ends
-        // however it ends (a handle in a static is never dropped).
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(
-                r#"moto_server -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
-                pid=$!
-                read _ignored
-                kill "$pid" 2>/dev/null
-                wait "$pid""#,
-            )
-            .arg("sh")
-            .arg(port.to_string())
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start moto_server (pip install 'moto[server]'), or set ECRD_TEST_S3_ENDPOINT: {e}")
-            });
-        let mut server = S3TestServer {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            child: Some(child),
-        };
-        server.wait_until_listening(port);
-        server
+        // Another process may take the port before moto binds it (moto then
+        // exits): a few tries, each on a new port.
+        let mut last_failure = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = super::ports::for_child_server();
+            let mut server = S3TestServer {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                child: Some(spawn_moto(port)),
+            };
+            match server.wait_until_answering(port) {
+                Ok(()) => return server,
+                Err(failure) => last_failure = failure,
+            }
+        }
+        panic!("moto_server did not start: {last_failure}");
     }
 
-    fn wait_until_listening(&mut self, port: u16) {
+    /// Waits until moto itself answers on `port`: something else answering
+    /// there (a server that took the port first) is a failure, as is moto
+    /// exiting.
+    fn wait_until_answering(&mut self, port: u16) -> Result<(), String> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("moto_server exited before it answered: {status}");
+                    return Err(format!("moto_server exited before it answered: {status}"));
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not answer on {addr} within {START_TIMEOUT:?}"
-            );
+            if let Some(answer) = list_buckets(addr) {
+                return if answer.contains("ListAllMyBucketsResult") {
+                    Ok(())
+                } else {
+                    Err(format!("{addr} is not moto's: it answered {answer:.200}"))
+                };
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "moto_server did not answer on {addr} within {START_TIMEOUT:?}"
+                ));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -136,12 +134,47 @@ pub fn shared() -> &'static S3TestServer {
     SHARED.get_or_init(S3TestServer::start)
 }
 
-/// A loopback port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+/// Starts moto on `port` under a shell that stops it when its stdin
+/// reaches end of file: when the handle is dropped, or when this process
+/// ends however it ends (a handle in a static is never dropped).
+fn spawn_moto(port: u16) -> Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"moto_server -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
+            pid=$!
+            read _ignored
+            kill "$pid" 2>/dev/null
+            wait "$pid""#,
+        )
+        .arg("sh")
+        .arg(port.to_string())
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start moto_server (pip install 'moto[server]'), or set ECRD_TEST_S3_ENDPOINT: {e}")
+        })
+}
+
+/// The answer to an unsigned `GET /` (S3's ListBuckets, which moto
+/// answers without credentials), or `None` while nothing listens.
+fn list_buckets(addr: SocketAddr) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut answer = Vec::new();
+    // A connection reset mid-answer (a server still starting) reads as
+    // whatever arrived; an empty answer is "not yet".
+    let _ = stream.read_to_end(&mut answer);
+    if answer.is_empty() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&answer).into_owned())
 }
 
 /// Gives the process the keys moto takes, where the environment has none:
