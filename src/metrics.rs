@@ -184,6 +184,11 @@ impl Metrics {
             pushed.get_or_create(&BodyLabels { kind }).inc_by(0);
             pulled.get_or_create(&BodyLabels { kind }).inc_by(0);
         }
+        registry.register(
+            "ecrd_gc_lock_wait_seconds",
+            "Time a step that publishes a blob (a finished upload, a mount, a cached, replicated or signed copy) waited for garbage collection's lock",
+            ecr.gc_lock_waits(),
+        );
         registry.register_collector(Box::new(BackgroundTasks(ecr)));
         Metrics {
             registry,

@@ -827,6 +827,17 @@ async fn metrics_count_what_the_planes_did() {
             ),
             0.0
         );
+        // Three uploads opened, two of them finished into layers: five
+        // steps waited (however briefly) for the collection's lock.
+        assert_eq!(
+            series(&text, "ecrd_gc_lock_wait_seconds_count", &[]),
+            5.0,
+            "{text}"
+        );
+        assert_eq!(
+            series(&text, "ecrd_gc_lock_wait_seconds_bucket", &[("le", "+Inf")]),
+            5.0
+        );
         assert!(!text.contains(repo), "a repository name is a label: {text}");
         assert!(!text.contains("sha256:"), "a digest is a label: {text}");
         assert!(!text.contains("made-up"), "a made-up path is a label");

@@ -70,8 +70,11 @@
 //!
 //! The cost: pushes finishing a blob wait for step 1's instant and for
 //! step 3 (work in proportion to what is freed), not for the plan's scan
-//! of every image, which is what grows with the registry. Appends to
-//! uploads never wait. A client returning to a session idle for longer than
+//! of every image, which is what grows with the registry. Since steps that
+//! arrive while a collection waits for the lock queue behind it, a step's
+//! hold is kept to the instant of publishing: `complete_upload` makes the
+//! upload durable and checks its digest (`BlobStore::prepare_finish`)
+//! before it asks. Appends to uploads never wait. A client returning to a session idle for longer than
 //! the grace finds it gone (BLOB_UPLOAD_UNKNOWN) and starts again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};

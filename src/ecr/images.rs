@@ -317,11 +317,18 @@ impl Ecr {
     ) -> EcrResult<u64> {
         self.upload_record(scope, repo, id)?;
         let _verifying = self.scanner.upload_guard();
+        // The slow part (the upload made durable and checked) first: an
+        // upload is no blob yet, and its session keeps it from collection.
+        let prepared = self.blobs.prepare_finish(id, digest).await;
         // From the blob being stored (or found already stored) until its
         // link commits, nothing refers to it: garbage collection waits until
-        // the link is there (see `gc`).
+        // the link is there (see `gc`), and pushes queue behind a waiting
+        // collection, so this hold is kept short.
         let _publishing = self.collection.read().await?;
-        let result = self.blobs.finish_upload(id, digest).await;
+        let result = match prepared {
+            Ok(()) => self.blobs.finish_upload(id, digest).await,
+            Err(e) => Err(e),
+        };
         let mut tx = self.store.write()?;
         tx.delete(Table::Uploads, id)?;
         let size = match result {

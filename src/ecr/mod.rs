@@ -90,6 +90,12 @@ pub struct Ecr {
 }
 
 impl Ecr {
+    /// How long steps that publish a blob waited for garbage collection's
+    /// lock, in seconds (for `/metrics`).
+    pub fn gc_lock_waits(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.collection.step_waits()
+    }
+
     pub fn new(
         store: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,

@@ -93,6 +93,16 @@ pub trait BlobStore: Send + Sync {
     async fn append_upload(&self, id: &str, body: ByteStream) -> Result<u64, BlobError>;
     /// How many bytes an upload holds.
     async fn upload_size(&self, id: &str) -> Result<u64, BlobError>;
+    /// The slow part of `finish_upload`, ahead of it: makes the upload's
+    /// content durable and checks it against `expected`, so that the
+    /// `finish_upload` that follows (which garbage collection waits for)
+    /// only has to install it, unless bytes were appended in between. A
+    /// mismatch discards the upload, as `finish_upload` would. By default
+    /// nothing: the store's own finish is quick, or cannot be split.
+    async fn prepare_finish(&self, id: &str, expected: &Digest) -> Result<(), BlobError> {
+        let _ = (id, expected);
+        Ok(())
+    }
     /// Verifies the upload's content against `expected` and, if it matches,
     /// makes it the blob of that digest (keeping an existing copy) and ends
     /// the upload. On a mismatch the upload is discarded. Returns the size.

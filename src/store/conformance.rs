@@ -232,6 +232,47 @@ pub async fn run_blobs(store: &dyn super::blobs::BlobStore) {
     assert_eq!(store.size(&wrong).await.unwrap(), None);
     assert_eq!(store.size(&Digest::sha256_of(b"abc")).await.unwrap(), None);
 
+    // Prepared, then finished (the way `complete_upload` finishes); a
+    // wrong digest is refused at either step; bytes appended after a
+    // preparation are checked again at the finish.
+    let id = store.create_upload().await.unwrap();
+    store
+        .append_upload(&id, body(&[b"prep", b"ared"]))
+        .await
+        .unwrap();
+    let prepared = Digest::sha256_of(b"prepared");
+    store.prepare_finish(&id, &prepared).await.unwrap();
+    assert_eq!(store.finish_upload(&id, &prepared).await.unwrap(), 8);
+    assert_eq!(
+        read_all(store, &prepared).await.unwrap().unwrap(),
+        Bytes::from_static(b"prepared")
+    );
+    let id = store.create_upload().await.unwrap();
+    store.append_upload(&id, body(&[b"abc"])).await.unwrap();
+    let refused = match store.prepare_finish(&id, &wrong).await {
+        Ok(()) => store.finish_upload(&id, &wrong).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(refused, Err(BlobError::DigestMismatch { ref computed }) if *computed == Digest::sha256_of(b"abc")),
+        "{refused:?}"
+    );
+    assert_eq!(store.size(&wrong).await.unwrap(), None);
+    let id = store.create_upload().await.unwrap();
+    store.append_upload(&id, body(&[b"one"])).await.unwrap();
+    store
+        .prepare_finish(&id, &Digest::sha256_of(b"one"))
+        .await
+        .unwrap();
+    store.append_upload(&id, body(&[b"two"])).await.unwrap();
+    match store.finish_upload(&id, &Digest::sha256_of(b"one")).await {
+        Err(BlobError::DigestMismatch { computed }) => {
+            assert_eq!(computed, Digest::sha256_of(b"onetwo"))
+        }
+        other => panic!("a stale preparation was trusted: {other:?}"),
+    }
+    assert_eq!(store.size(&Digest::sha256_of(b"one")).await.unwrap(), None);
+
     // sha512 digests are verified too.
     let id = store.create_upload().await.unwrap();
     store.append_upload(&id, body(&[b"x512"])).await.unwrap();

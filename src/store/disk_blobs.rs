@@ -61,6 +61,9 @@ struct Session {
     /// Finished or cancelled: whoever still holds the session must not touch
     /// the file.
     gone: bool,
+    /// The digest the file was synced and found to have (`prepare_finish`),
+    /// until bytes are appended.
+    verified: Option<Digest>,
 }
 
 type SessionRef = Arc<tokio::sync::Mutex<Session>>;
@@ -147,6 +150,7 @@ impl DiskBlobStore {
                 Arc::new(tokio::sync::Mutex::new(Session {
                     known: None,
                     gone: false,
+                    verified: None,
                 }))
             })
             .clone();
@@ -361,6 +365,7 @@ impl BlobStore for DiskBlobStore {
                     sha256: Hasher::new(Algorithm::Sha256),
                 }),
                 gone: false,
+                verified: None,
             })),
         );
         Ok(id)
@@ -372,6 +377,7 @@ impl BlobStore for DiskBlobStore {
         if session.gone {
             return Err(BlobError::UploadUnknown);
         }
+        session.verified = None;
         let known = match session.known.take() {
             Some(k) => k,
             None => {
@@ -478,6 +484,45 @@ impl BlobStore for DiskBlobStore {
         }
     }
 
+    async fn prepare_finish(&self, id: &str, expected: &Digest) -> Result<(), BlobError> {
+        let (session, path) = self.session(id).await?;
+        let mut session = session.lock().await;
+        if session.gone {
+            return Err(BlobError::UploadUnknown);
+        }
+        let hashed = match (expected.algorithm(), &session.known) {
+            (Algorithm::Sha256, Some(k)) => Some(k.sha256.clone().finish()),
+            _ => None,
+        };
+        let algorithm = expected.algorithm();
+        let upload = path.clone();
+        let checked = tokio::task::spawn_blocking(move || -> std::io::Result<Digest> {
+            File::open(&upload).and_then(|f| f.sync_all())?;
+            match hashed {
+                Some(digest) => Ok(digest),
+                None => hash_file(&upload, algorithm).map(|(_, digest)| digest),
+            }
+        })
+        .await
+        .map_err(join_error)?;
+        match checked {
+            Ok(computed) if &computed == expected => {
+                session.verified = Some(computed);
+                Ok(())
+            }
+            Ok(computed) => {
+                self.end_session(id, &mut session);
+                let _ = tokio::fs::remove_file(&path).await;
+                Err(BlobError::DigestMismatch { computed })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.end_session(id, &mut session);
+                Err(BlobError::UploadUnknown)
+            }
+            Err(e) => Err(io_error("cannot sync upload", &path, e).into()),
+        }
+    }
+
     async fn finish_upload(&self, id: &str, expected: &Digest) -> Result<u64, BlobError> {
         let (session, path) = self.session(id).await?;
         let mut session = session.lock().await;
@@ -485,6 +530,8 @@ impl BlobStore for DiskBlobStore {
             return Err(BlobError::UploadUnknown);
         }
         let known = session.known.take();
+        // Synced and checked by `prepare_finish`, with nothing appended since.
+        let verified = session.verified.take().is_some_and(|d| &d == expected);
         // Whatever happens next, the upload ends here.
         self.end_session(id, &mut session);
         let target = self.blob_path(expected);
@@ -497,23 +544,34 @@ impl BlobStore for DiskBlobStore {
                 let _ = std::fs::remove_file(&upload);
                 io_error(what, &upload, e).into()
             };
-            match File::open(&upload).and_then(|f| f.sync_all()) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(BlobError::UploadUnknown)
+            let not_found = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+            let size = if verified {
+                match known {
+                    Some(k) => k.size,
+                    None => match std::fs::metadata(&upload) {
+                        Ok(m) => m.len(),
+                        Err(e) if not_found(&e) => return Err(BlobError::UploadUnknown),
+                        Err(e) => return Err(fail("cannot read upload", e)),
+                    },
                 }
-                Err(e) => return Err(fail("cannot sync upload", e)),
-            }
-            let (size, computed) = match (expected.algorithm(), known) {
-                (Algorithm::Sha256, Some(k)) => (k.size, k.sha256.finish()),
-                (algorithm, _) => {
-                    hash_file(&upload, algorithm).map_err(|e| fail("cannot read upload", e))?
+            } else {
+                match File::open(&upload).and_then(|f| f.sync_all()) {
+                    Ok(()) => {}
+                    Err(e) if not_found(&e) => return Err(BlobError::UploadUnknown),
+                    Err(e) => return Err(fail("cannot sync upload", e)),
                 }
+                let (size, computed) = match (expected.algorithm(), known) {
+                    (Algorithm::Sha256, Some(k)) => (k.size, k.sha256.finish()),
+                    (algorithm, _) => {
+                        hash_file(&upload, algorithm).map_err(|e| fail("cannot read upload", e))?
+                    }
+                };
+                if computed != expected {
+                    let _ = std::fs::remove_file(&upload);
+                    return Err(BlobError::DigestMismatch { computed });
+                }
+                size
             };
-            if computed != expected {
-                let _ = std::fs::remove_file(&upload);
-                return Err(BlobError::DigestMismatch { computed });
-            }
             // The file holds the bytes that were hashed: known good. A copy
             // already there was not checked, so its next read is.
             if install(&upload, &target, &blobs_root)
