@@ -20,7 +20,12 @@ For ecrd in memory mode, ecrd with `--data-dir` and Debian's
   p50 / p99 / max over all pushes of 32-client rounds, first alone, then with
   `POST /_ecrd/gc` (grace one hour, so nothing is deleted) called in a loop
   by another thread for the whole round. The difference is what a collection
-  costs a push.
+  costs a push: the CPU the collections take from the pushes on a small
+  machine, plus any wait for the collection lock.
+- lock waits (ecrd only, alone and GC running): from `/_ecrd/metrics`'
+  `ecrd_gc_lock_wait_seconds`, how long the steps of those pushes waited
+  for the collection lock (upload starts and finishes); the difference is
+  the stall a collection itself causes.
 
 Prints markdown tables; `--json PATH` also writes the numbers.
 """
@@ -121,6 +126,39 @@ class GcLoop:
         self.thread.join()
 
 
+def lock_waits(port: int) -> dict:
+    """ecrd's `ecrd_gc_lock_wait_seconds` histogram: cumulative counts by
+    bucket bound, plus `sum` and `count`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_ecrd/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out: dict = {"buckets": {}}
+    for line in text.splitlines():
+        if not line.startswith("ecrd_gc_lock_wait_seconds"):
+            continue
+        key, value = line.rsplit(" ", 1)
+        if key.startswith("ecrd_gc_lock_wait_seconds_bucket"):
+            bound = key.split('le="', 1)[1].split('"', 1)[0]
+            out["buckets"][float(bound)] = float(value)
+        elif key == "ecrd_gc_lock_wait_seconds_sum":
+            out["sum"] = float(value)
+        elif key == "ecrd_gc_lock_wait_seconds_count":
+            out["count"] = float(value)
+    return out
+
+
+def waits_between(before: dict, after: dict) -> dict:
+    """What the steps between two scrapes waited: how many, their mean, how
+    many waited over 5 ms, and the bound the longest wait is under."""
+    count = after["count"] - before["count"]
+    under = {b: after["buckets"][b] - before["buckets"].get(b, 0.0)
+             for b in after["buckets"]}
+    longest = min((b for b, n in under.items() if n >= count), default=float("inf"))
+    return {"count": int(count),
+            "mean_ms": (after["sum"] - before["sum"]) / count * 1000 if count else 0.0,
+            "over_5ms": int(count - under.get(0.005, count)),
+            "max_under_ms": longest * 1000}
+
+
 def percentile(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))]
@@ -142,6 +180,7 @@ def measure(name: str, server: bb.Server, blobs: Blobs, rounds: int, finish: boo
         for label, with_gc in (("alone", False), ("gc", True)):
             tails: list[float] = []
             gc_runs = 0
+            waits_before = lock_waits(server.port)
             for _ in range(rounds):
                 if with_gc:
                     with GcLoop(server.port) as loop:
@@ -154,6 +193,7 @@ def measure(name: str, server: bb.Server, blobs: Blobs, rounds: int, finish: boo
             out[f"finish_{label}"] = {"p50_ms": percentile(tails, 0.5) * 1000,
                                       "p99_ms": percentile(tails, 0.99) * 1000,
                                       "max_ms": max(tails) * 1000}
+            out[f"lock_waits_{label}"] = waits_between(waits_before, lock_waits(server.port))
             if with_gc:
                 out["gc_runs"] = gc_runs
     return out
@@ -209,6 +249,16 @@ def main() -> int:
         print(f"| {name} | {a['p50_ms']:.1f} / {a['p99_ms']:.1f} / {a['max_ms']:.1f} ms | "
               f"{g['p50_ms']:.1f} / {g['p99_ms']:.1f} / {g['max_ms']:.1f} ms "
               f"({r['gc_runs']}) |")
+    print("\n| server, 32 clients | steps that asked for the collection lock "
+          "| mean wait | waits over 5 ms | longest wait under |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in results.items():
+        for label, key in (("alone", "lock_waits_alone"), ("GC running", "lock_waits_gc")):
+            if key not in r:
+                continue
+            w = r[key]
+            print(f"| {name}, {label} | {w['count']} | {w['mean_ms']:.3f} ms | "
+                  f"{w['over_5ms']} | {w['max_under_ms']:g} ms |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

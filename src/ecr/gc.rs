@@ -48,13 +48,17 @@
 //! A collection plans without holding writers back:
 //! 1. it turns on `Ecr::gc_watch`, which records every put to the images,
 //!    layer links and upload sessions tables from then on (`store::watched`),
-//!    and takes `collection` exclusively for an instant, so every step that
-//!    was in flight has committed: what they wrote is in the snapshot, and
-//!    what anyone writes later is in the watch;
+//!    and waits until every step that was in flight has committed
+//!    (`CollectionLock::drain`, which holds no new step back): what they
+//!    wrote is in the snapshot, and what anyone writes later is in the
+//!    watch;
 //! 2. it lists the blob store and plans from one snapshot, while pushes go
 //!    on;
-//! 3. it takes `collection` exclusively (no link, blob or upload is being
-//!    made) and, in a write transaction serialised with every other metadata
+//! 3. it drains the steps in flight again and drops from the plan the
+//!    uploads they started or finished (in the snapshot these look like
+//!    data without a session, or a session without data); if the plan
+//!    still frees something, it takes `collection` exclusively (no link,
+//!    blob or upload is being made) and, in a write transaction serialised with every other metadata
 //!    write, re-reads the images of each repository whose links it is about
 //!    to remove and keeps any link (and so its blob) that an image now
 //!    references; then it turns the watch off and keeps every blob an image
@@ -68,14 +72,17 @@
 //! content after the collection stores a fresh copy. Hence no acknowledged
 //! push loses a blob, whatever the grace (0 included) or the clock.
 //!
-//! The cost: pushes finishing a blob wait for step 1's instant and for
-//! step 3 (work in proportion to what is freed), not for the plan's scan
-//! of every image, which is what grows with the registry. Since steps that
-//! arrive while a collection waits for the lock queue behind it, a step's
-//! hold is kept to the instant of publishing: `complete_upload` makes the
-//! upload durable and checks its digest (`BlobStore::prepare_finish`)
-//! before it asks. Appends to uploads never wait. A client returning to a session idle for longer than
-//! the grace finds it gone (BLOB_UPLOAD_UNKNOWN) and starts again.
+//! The cost: pushes finishing a blob wait only for step 3's exclusive hold
+//! (work in proportion to what is freed; none when the plan frees nothing,
+//! since what is written meanwhile can only keep more), not for the drains
+//! nor for the plan's scan of every image, which is what grows with the
+//! registry.
+//! Since steps that arrive while a collection waits for the lock queue
+//! behind it, a step's hold is kept to the instant of publishing:
+//! `complete_upload` makes the upload durable and checks its digest
+//! (`BlobStore::prepare_finish`) before it asks. Appends to uploads never
+//! wait. A client returning to a session idle for longer than the grace
+//! finds it gone (BLOB_UPLOAD_UNKNOWN) and starts again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -207,24 +214,52 @@ impl Ecr {
                 return Err(e);
             }
         };
-        // Step 3.
-        let _exclusive = self.collection.write().await?;
-        // A session written since the watch began is in use, whatever the
-        // snapshot said (its data may have been made after the listing).
-        let fresh_uploads = match self.gc_watch.keys_of(Table::Uploads) {
-            Ok(keys) => keys,
-            Err(e) => {
-                let _ = self.gc_watch.stop();
-                return Err(e.into());
-            }
-        };
+        // Step 3. A session written since the watch began is in use,
+        // whatever the snapshot said (its data may have been made after the
+        // listing), and an upload that ended since is not anyone's to
+        // remove: once the steps in flight have committed, both are dropped
+        // from the plan. What is written meanwhile can only keep more, so a
+        // plan that frees nothing then needs neither the lock nor the
+        // transaction (most collections: pushes never wait for them); one
+        // that frees something drops fresh sessions again under the lock,
+        // when no step is in flight.
         let mut plan = plan;
-        plan.sessions.retain(|(id, _)| !fresh_uploads.contains(id));
-        plan.orphans.retain(|id| !fresh_uploads.contains(id));
-        let ecr = self.clone();
-        let confirmed = tokio::task::spawn_blocking(move || ecr.confirm(cutoff, plan))
-            .await
-            .map_err(|e| EcrError::new(ErrorKind::Server, format!("collection failed: {e}")));
+        if let Err(e) = self.settle(&mut plan).await {
+            let _ = self.gc_watch.stop();
+            return Err(e);
+        }
+        let may_go = |blob: &BlobStat, plan: &Plan| {
+            plan.uncertain.is_none()
+                && !plan.live.contains(&blob.digest)
+                && epoch_ms(blob.stored) <= cutoff
+        };
+        let frees_something = !plan.links.is_empty()
+            || !plan.sessions.is_empty()
+            || !plan.orphans.is_empty()
+            || blobs.iter().any(|blob| may_go(blob, &plan));
+        let _exclusive = if frees_something {
+            let held = match self.collection.write().await {
+                Ok(held) => self.drop_fresh_uploads(&mut plan).map(|()| held),
+                Err(e) => Err(e),
+            };
+            match held {
+                Ok(held) => Some(held),
+                Err(e) => {
+                    let _ = self.gc_watch.stop();
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let confirmed = if frees_something {
+            let ecr = self.clone();
+            tokio::task::spawn_blocking(move || ecr.confirm(cutoff, plan))
+                .await
+                .map_err(|e| EcrError::new(ErrorKind::Server, format!("collection failed: {e}")))
+        } else {
+            Ok(Ok((plan, Vec::new(), Vec::new())))
+        };
         // After the confirming transaction: what another replica commits
         // later cannot name a blob planned here (see "Races").
         let written = self.gc_watch.stop()?;
@@ -266,10 +301,7 @@ impl Ecr {
             ..GcReport::default()
         };
         for blob in blobs {
-            let collect = plan.uncertain.is_none()
-                && !plan.live.contains(&blob.digest)
-                && epoch_ms(blob.stored) <= cutoff;
-            if !collect {
+            if !may_go(&blob, &plan) {
                 report.blobs_kept += 1;
                 continue;
             }
@@ -306,7 +338,7 @@ impl Ecr {
         self: &Arc<Self>,
         grace: Duration,
     ) -> EcrResult<(i64, Vec<UploadStat>, Vec<BlobStat>, Plan)> {
-        drop(self.collection.write().await?);
+        self.collection.drain().await?;
         let now_ms = (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
         let cutoff = now_ms.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
         let uploads = self.blobs.list_uploads().await?;
@@ -317,6 +349,51 @@ impl Ecr {
             .await
             .map_err(|e| EcrError::new(ErrorKind::Server, format!("collection failed: {e}")))??;
         Ok((cutoff, uploads, blobs, plan))
+    }
+
+    /// Keeps the sessions written since the watch began, and their data.
+    fn drop_fresh_uploads(&self, plan: &mut Plan) -> EcrResult<()> {
+        let fresh = self.gc_watch.keys_of(Table::Uploads)?;
+        plan.sessions.retain(|(id, _)| !fresh.contains(id));
+        plan.orphans.retain(|id| !fresh.contains(id));
+        Ok(())
+    }
+
+    /// Lets the steps in flight since the plan commit (uploads starting
+    /// or finishing then look orphaned or gone in the snapshot), then drops
+    /// what they took from the plan.
+    async fn settle(&self, plan: &mut Plan) -> EcrResult<()> {
+        self.collection.drain().await?;
+        self.drop_fresh_uploads(plan)?;
+        self.drop_settled_uploads(plan).await
+    }
+
+    /// Drops from the plan the uploads that ended by themselves since it
+    /// was made, mostly ones that finished between the listing and the
+    /// snapshot: data listed without a session (it has become a blob since),
+    /// a session whose data was not listed (its record is gone since).
+    /// Neither is anyone's to remove, and a plan holding only those must
+    /// not make pushes wait for step 3.
+    async fn drop_settled_uploads(&self, plan: &mut Plan) -> EcrResult<()> {
+        let mut orphans = Vec::with_capacity(plan.orphans.len());
+        for id in std::mem::take(&mut plan.orphans) {
+            match self.blobs.upload_size(&id).await {
+                Err(BlobError::UploadUnknown) => {}
+                _ => orphans.push(id),
+            }
+        }
+        plan.orphans = orphans;
+        if !plan.sessions.is_empty() {
+            let tx = self.store.read()?;
+            let mut sessions = Vec::with_capacity(plan.sessions.len());
+            for (id, planned) in std::mem::take(&mut plan.sessions) {
+                if tx.get(Table::Uploads, &id)?.as_ref() == Some(&planned) {
+                    sessions.push((id, planned));
+                }
+            }
+            plan.sessions = sessions;
+        }
+        Ok(())
     }
 
     /// Reads one snapshot and decides what should go.
