@@ -54,16 +54,16 @@
 //!    watch;
 //! 2. it lists the blob store and plans from one snapshot, while pushes go
 //!    on;
-//! 3. it drains the steps in flight again and drops from the plan the
-//!    uploads they started or finished (in the snapshot these look like
-//!    data without a session, or a session without data); if the plan
-//!    still frees something, it takes `collection` exclusively (no link,
-//!    blob or upload is being made) and, in a write transaction serialised with every other metadata
-//!    write, re-reads the images of each repository whose links it is about
-//!    to remove and keeps any link (and so its blob) that an image now
-//!    references; then it turns the watch off and keeps every blob an image
-//!    or a link written meanwhile names and every upload whose session was
-//!    written meanwhile; only then does it delete.
+//! 3. it drains the steps in flight again and drops from the plan the uploads
+//!    they started or finished (in the snapshot these look like data without
+//!    a session, or a session without data); if the plan still frees
+//!    something, it takes `collection` exclusively (no link, blob or upload
+//!    is being made) and, in a write transaction serialised with every other
+//!    metadata write, re-reads the images of each repository whose links it
+//!    is about to remove and keeps any link (and so its blob) that an image
+//!    now references; then it turns the watch off and keeps every blob an
+//!    image or a link written meanwhile names and every upload whose session
+//!    was written meanwhile; only then does it delete.
 //!
 //! Once step 3's transaction commits, a planned blob has no link and no
 //! image anywhere, and none can appear before the file is gone (a new image
@@ -76,13 +76,12 @@
 //! (work in proportion to what is freed; none when the plan frees nothing,
 //! since what is written meanwhile can only keep more), not for the drains
 //! nor for the plan's scan of every image, which is what grows with the
-//! registry.
-//! Since steps that arrive while a collection waits for the lock queue
-//! behind it, a step's hold is kept to the instant of publishing:
+//! registry. Since steps that arrive while a collection waits for the lock
+//! queue behind it, a step's hold is kept to the instant of publishing:
 //! `complete_upload` makes the upload durable and checks its digest
 //! (`BlobStore::prepare_finish`) before it asks. Appends to uploads never
-//! wait. A client returning to a session idle for longer than the grace
-//! finds it gone (BLOB_UPLOAD_UNKNOWN) and starts again.
+//! wait. A client returning to a session idle for longer than the grace finds
+//! it gone (BLOB_UPLOAD_UNKNOWN) and starts again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
