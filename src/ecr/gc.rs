@@ -89,6 +89,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use super::collection_lock::CollectionGuard;
 use super::error::{EcrError, EcrResult, ErrorKind};
 use super::images::image_blobs;
 use super::records::{ImageRecord, LayerRecord, UploadRecord};
@@ -140,6 +141,37 @@ struct Plan {
     sessions: Vec<(String, Vec<u8>)>,
     /// Upload data no session record owns.
     orphans: Vec<String>,
+}
+
+impl Plan {
+    /// Whether the blob goes: no image or link keeps it, and it is older
+    /// than the grace.
+    fn frees_blob(&self, blob: &BlobStat, cutoff: i64) -> bool {
+        self.uncertain.is_none()
+            && !self.live.contains(&blob.digest)
+            && epoch_ms(blob.stored) <= cutoff
+    }
+
+    fn frees_something(&self, blobs: &[BlobStat], cutoff: i64) -> bool {
+        !self.links.is_empty()
+            || !self.sessions.is_empty()
+            || !self.orphans.is_empty()
+            || blobs.iter().any(|blob| self.frees_blob(blob, cutoff))
+    }
+}
+
+/// What step 3 leaves to delete, and the hold it is deleted under.
+struct Confirmed {
+    cutoff: i64,
+    uploads: Vec<UploadStat>,
+    blobs: Vec<BlobStat>,
+    plan: Plan,
+    /// Links removed by the confirming transaction.
+    unlinked: Vec<String>,
+    /// Sessions ended by it, whose data goes too.
+    ended: Vec<String>,
+    /// Held until the deletions are done; none when nothing is freed.
+    _exclusive: Option<CollectionGuard>,
 }
 
 pub(crate) fn epoch_ms(t: SystemTime) -> i64 {
@@ -205,64 +237,20 @@ impl Ecr {
         // Step 1 (see the module documentation): watch, then let the steps
         // in flight commit.
         self.gc_watch.start()?;
-        let planned = self.plan_watched(grace).await;
-        let (cutoff, uploads, blobs, plan) = match planned {
-            Ok(planned) => planned,
-            Err(e) => {
-                let _ = self.gc_watch.stop();
-                return Err(e);
-            }
-        };
-        // Step 3. A session written since the watch began is in use,
-        // whatever the snapshot said (its data may have been made after the
-        // listing), and an upload that ended since is not anyone's to
-        // remove: once the steps in flight have committed, both are dropped
-        // from the plan. What is written meanwhile can only keep more, so a
-        // plan that frees nothing then needs neither the lock nor the
-        // transaction (most collections: pushes never wait for them); one
-        // that frees something drops fresh sessions again under the lock,
-        // when no step is in flight.
-        let mut plan = plan;
-        if let Err(e) = self.settle(&mut plan).await {
-            let _ = self.gc_watch.stop();
-            return Err(e);
-        }
-        let may_go = |blob: &BlobStat, plan: &Plan| {
-            plan.uncertain.is_none()
-                && !plan.live.contains(&blob.digest)
-                && epoch_ms(blob.stored) <= cutoff
-        };
-        let frees_something = !plan.links.is_empty()
-            || !plan.sessions.is_empty()
-            || !plan.orphans.is_empty()
-            || blobs.iter().any(|blob| may_go(blob, &plan));
-        let _exclusive = if frees_something {
-            let held = match self.collection.write().await {
-                Ok(held) => self.drop_fresh_uploads(&mut plan).map(|()| held),
-                Err(e) => Err(e),
-            };
-            match held {
-                Ok(held) => Some(held),
-                Err(e) => {
-                    let _ = self.gc_watch.stop();
-                    return Err(e);
-                }
-            }
-        } else {
-            None
-        };
-        let confirmed = if frees_something {
-            let ecr = self.clone();
-            tokio::task::spawn_blocking(move || ecr.confirm(cutoff, plan))
-                .await
-                .map_err(|e| EcrError::new(ErrorKind::Server, format!("collection failed: {e}")))
-        } else {
-            Ok(Ok((plan, Vec::new(), Vec::new())))
-        };
+        let confirmed = self.plan_and_confirm(grace).await;
         // After the confirming transaction: what another replica commits
         // later cannot name a blob planned here (see "Races").
-        let written = self.gc_watch.stop()?;
-        let (mut plan, unlinked, ended) = confirmed??;
+        let written = self.gc_watch.stop();
+        let Confirmed {
+            cutoff,
+            uploads,
+            blobs,
+            mut plan,
+            unlinked,
+            ended,
+            _exclusive,
+        } = confirmed?;
+        let written = written?;
         let mut written_uploads: HashSet<String> = HashSet::new();
         for (table, key, value) in written {
             match table {
@@ -300,7 +288,7 @@ impl Ecr {
             ..GcReport::default()
         };
         for blob in blobs {
-            if !may_go(&blob, &plan) {
+            if !plan.frees_blob(&blob, cutoff) {
                 report.blobs_kept += 1;
                 continue;
             }
@@ -329,6 +317,50 @@ impl Ecr {
         }
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(report)
+    }
+
+    /// Steps 1 to 3 with the watch on, up to the deletions.
+    async fn plan_and_confirm(self: &Arc<Self>, grace: Duration) -> EcrResult<Confirmed> {
+        let (cutoff, uploads, blobs, mut plan) = self.plan_watched(grace).await?;
+        // Step 3. A session written since the watch began is in use,
+        // whatever the snapshot said (its data may have been made after the
+        // listing), and an upload that ended since is not anyone's to
+        // remove: once the steps in flight have committed, both are dropped
+        // from the plan. What is written meanwhile can only keep more, so a
+        // plan that frees nothing then needs neither the lock nor the
+        // transaction (most collections: pushes never wait for them); one
+        // that frees something drops fresh sessions again under the lock,
+        // when no step is in flight.
+        self.settle(&mut plan).await?;
+        if !plan.frees_something(&blobs, cutoff) {
+            return Ok(Confirmed {
+                cutoff,
+                uploads,
+                blobs,
+                plan,
+                unlinked: Vec::new(),
+                ended: Vec::new(),
+                _exclusive: None,
+            });
+        }
+        let exclusive = self.collection.write().await?;
+        self.drop_fresh_uploads(&mut plan)?;
+        let ecr = self.clone();
+        let (plan, unlinked, ended) =
+            tokio::task::spawn_blocking(move || ecr.confirm(cutoff, plan))
+                .await
+                .map_err(|e| {
+                    EcrError::new(ErrorKind::Server, format!("collection failed: {e}"))
+                })??;
+        Ok(Confirmed {
+            cutoff,
+            uploads,
+            blobs,
+            plan,
+            unlinked,
+            ended,
+            _exclusive: Some(exclusive),
+        })
     }
 
     /// Steps 1 and 2: lets the steps in flight commit, lists the blob
